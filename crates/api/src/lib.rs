@@ -1,0 +1,34 @@
+//! ECS wire types, errors, ARNs and input validation for berth. No I/O.
+//!
+//! The types in [`model`] are generated at build time from botocore's ECS model, vendored
+//! under `model/` (see `model/PIN.md`), so every operation and member that real clients send
+//! is accepted and round-trips. Handlers add ECS's semantic rules on top (see
+//! [`task_definition`]).
+
+pub mod arn;
+pub mod error;
+pub mod protocol;
+pub mod task_definition;
+pub mod validate;
+
+pub use arn::{Arn, ResourceKind};
+pub use error::{ApiError, ErrorKind};
+
+/// Epoch seconds, as AWS JSON 1.1 puts timestamps on the wire.
+pub type Timestamp = f64;
+
+/// Ties an operation's wire name to its input and output shapes.
+pub trait Operation {
+    /// The name after `AmazonEC2ContainerServiceV20141113.` in `X-Amz-Target`.
+    const NAME: &'static str;
+    /// The request shape.
+    type Input: serde::de::DeserializeOwned + validate::Validate + Send + 'static;
+    /// The response shape.
+    type Output: serde::Serialize + Send + 'static;
+}
+
+/// The generated shapes of the ECS API (structures, enums, operations).
+#[allow(clippy::all, missing_docs)]
+pub mod model {
+    include!(concat!(env!("OUT_DIR"), "/model.rs"));
+}

@@ -1,0 +1,116 @@
+//! The HTTP front: AWS JSON 1.1 on `POST /`, SigV4 on every request, and ECS-shaped errors.
+
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::State as AxumState;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use berth_api::protocol::{ECS_TARGET_PREFIX, JSON_CONTENT_TYPE};
+use berth_api::{ApiError, ErrorKind};
+
+use crate::auth::{self, AuthError};
+use crate::operations::Operations;
+use crate::state::{Call, State};
+
+/// The largest request body accepted; RegisterTaskDefinition's limit is 64 KiB, and
+/// nothing else in the ECS API comes close to this.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+#[derive(Clone)]
+struct App {
+    state: Arc<State>,
+    ops: Arc<Operations>,
+}
+
+/// The router serving every ECS operation at `/`.
+pub fn router(state: Arc<State>, ops: Operations) -> Router {
+    Router::new().fallback(handle).with_state(App { state, ops: Arc::new(ops) })
+}
+
+async fn handle(AxumState(app): AxumState<App>, method: Method, uri: Uri, headers: HeaderMap, body: Body) -> Response {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let result = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+        Ok(body) => serve(&app, &method, &uri, &headers, &body).await,
+        Err(_) => Err(ApiError::new(
+            ErrorKind::RequestEntityTooLarge,
+            format!("Request Entity Too Large: the body exceeds {MAX_BODY_BYTES} bytes."),
+        )),
+    };
+    respond(result, &request_id)
+}
+
+async fn serve(app: &App, method: &Method, uri: &Uri, headers: &HeaderMap, body: &Bytes) -> Result<Vec<u8>, ApiError> {
+    let call = authenticate(app, method, uri, headers, body)?;
+    let op = operation_name(method, headers)?;
+    let fut = app
+        .ops
+        .call(op, Arc::clone(&app.state), call, body)
+        .ok_or_else(|| unknown_operation(op))?;
+    fut.await
+}
+
+fn authenticate(app: &App, method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Result<Call, ApiError> {
+    let req = auth::Request {
+        method: method.as_str(),
+        path: uri.path(),
+        query: uri.query().unwrap_or_default(),
+        headers,
+        body,
+    };
+    let caller = auth::verify(&req, chrono::Utc::now(), |id| app.state.keys.secret(id)).map_err(auth_error)?;
+    let principal = app.state.keys.principal(&caller.access_key_id).unwrap_or_default();
+    Ok(Call { region: caller.region, principal })
+}
+
+fn operation_name<'a>(method: &Method, headers: &'a HeaderMap) -> Result<&'a str, ApiError> {
+    let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    match target.strip_prefix(ECS_TARGET_PREFIX) {
+        Some(op) if method == Method::POST && !op.is_empty() => Ok(op),
+        _ => Err(unknown_operation(target)),
+    }
+}
+
+fn unknown_operation(target: &str) -> ApiError {
+    ApiError::new(ErrorKind::UnknownOperation, format!("Operation {target} is not supported by this endpoint."))
+}
+
+fn auth_error(e: AuthError) -> ApiError {
+    let kind = match e.error_type() {
+        "MissingAuthenticationTokenException" => ErrorKind::MissingAuthenticationToken,
+        "IncompleteSignatureException" => ErrorKind::IncompleteSignature,
+        "UnrecognizedClientException" => ErrorKind::UnrecognizedClient,
+        "AccessDeniedException" => ErrorKind::AccessDenied,
+        _ => ErrorKind::InvalidSignature,
+    };
+    ApiError::new(kind, e.to_string())
+}
+
+fn respond(result: Result<Vec<u8>, ApiError>, request_id: &str) -> Response {
+    let (status, body, error_type) = match result {
+        Ok(body) => (StatusCode::OK, body, None),
+        Err(e) => {
+            if e.kind == ErrorKind::Server {
+                tracing::error!(request_id, error = %e.message, "request failed");
+            }
+            let status = StatusCode::from_u16(e.kind.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let body = if e.kind == ErrorKind::Server {
+                ApiError::server("An internal error occurred; see the server log for the request id.").body()
+            } else {
+                e.body()
+            };
+            (status, body.to_string().into_bytes(), Some(e.kind.type_name()))
+        }
+    };
+    let mut response = (status, body).into_response();
+    let h = response.headers_mut();
+    h.insert("content-type", HeaderValue::from_static(JSON_CONTENT_TYPE));
+    if let Ok(id) = HeaderValue::from_str(request_id) {
+        h.insert("x-amzn-requestid", id);
+    }
+    if let Some(t) = error_type {
+        h.insert("x-amzn-errortype", HeaderValue::from_static(t));
+    }
+    response
+}

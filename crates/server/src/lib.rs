@@ -1,0 +1,21 @@
+//! The berth control plane: the ECS API over HTTP, SigV4-verified, on a durable store.
+//!
+//! A request flows `front` (HTTP, SigV4, `X-Amz-Target`) -> `operations` (the table of
+//! typed handlers) -> one handler module per ECS resource family (`clusters`,
+//! `task_definitions`, `tags`, `account_settings`) -> `records` (typed reads and CAS
+//! writes on the [`berth_store::Store`]).
+
+mod account_settings;
+pub mod auth;
+mod clusters;
+mod credentials;
+mod front;
+mod operations;
+mod pagination;
+mod records;
+mod server;
+mod state;
+mod tags;
+mod task_definitions;
+
+pub use server::{Config, RunningServer, ServerError, DEFAULT_LISTEN};

@@ -1,0 +1,76 @@
+//! The table of ECS operations berth serves: name -> typed handler.
+//!
+//! Each handler is a plain `async fn(Arc<State>, Call, Input) -> Result<Output, ApiError>`;
+//! the table owns decoding, model validation and encoding, so handlers see only typed shapes.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+
+use berth_api::model::ops;
+use berth_api::protocol::parse_input;
+use berth_api::{ApiError, Operation};
+use berth_store::BoxFuture;
+
+use crate::state::{Call, State};
+use crate::{account_settings, clusters, tags, task_definitions};
+
+type Handler = Box<dyn Fn(Arc<State>, Call, &[u8]) -> BoxFuture<'static, Result<Vec<u8>, ApiError>> + Send + Sync>;
+
+/// Operation name -> handler.
+pub struct Operations {
+    handlers: HashMap<&'static str, Handler>,
+}
+
+impl Operations {
+    /// Every operation berth serves.
+    pub fn ecs() -> Self {
+        let mut t = Self { handlers: HashMap::new() };
+        t.add::<ops::CreateCluster, _, _>(clusters::create);
+        t.add::<ops::DescribeClusters, _, _>(clusters::describe);
+        t.add::<ops::ListClusters, _, _>(clusters::list);
+        t.add::<ops::DeleteCluster, _, _>(clusters::delete);
+        t.add::<ops::UpdateCluster, _, _>(clusters::update);
+        t.add::<ops::UpdateClusterSettings, _, _>(clusters::update_settings);
+        t.add::<ops::PutClusterCapacityProviders, _, _>(clusters::put_capacity_providers);
+        t.add::<ops::RegisterTaskDefinition, _, _>(task_definitions::register);
+        t.add::<ops::DescribeTaskDefinition, _, _>(task_definitions::describe);
+        t.add::<ops::ListTaskDefinitions, _, _>(task_definitions::list);
+        t.add::<ops::ListTaskDefinitionFamilies, _, _>(task_definitions::list_families);
+        t.add::<ops::DeregisterTaskDefinition, _, _>(task_definitions::deregister);
+        t.add::<ops::DeleteTaskDefinitions, _, _>(task_definitions::delete);
+        t.add::<ops::TagResource, _, _>(tags::tag);
+        t.add::<ops::UntagResource, _, _>(tags::untag);
+        t.add::<ops::ListTagsForResource, _, _>(tags::list);
+        t.add::<ops::PutAccountSetting, _, _>(account_settings::put);
+        t.add::<ops::PutAccountSettingDefault, _, _>(account_settings::put_default);
+        t.add::<ops::DeleteAccountSetting, _, _>(account_settings::delete);
+        t.add::<ops::ListAccountSettings, _, _>(account_settings::list);
+        t
+    }
+
+    fn add<O, F, Fut>(&mut self, handler: F)
+    where
+        O: Operation,
+        F: Fn(Arc<State>, Call, O::Input) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<O::Output, ApiError>> + Send + 'static,
+    {
+        let handler = Arc::new(handler);
+        self.handlers.insert(
+            O::NAME,
+            Box::new(move |state, call, body| {
+                let input = parse_input::<O::Input>(body);
+                let handler = Arc::clone(&handler);
+                Box::pin(async move {
+                    let output = handler(state, call, input?).await?;
+                    serde_json::to_vec(&output).map_err(|e| ApiError::server(format!("encoding {}: {e}", O::NAME)))
+                })
+            }),
+        );
+    }
+
+    /// Runs operation `name`, or `None` when berth does not serve it.
+    pub fn call(&self, name: &str, state: Arc<State>, call: Call, body: &[u8]) -> Option<BoxFuture<'static, Result<Vec<u8>, ApiError>>> {
+        self.handlers.get(name).map(|h| h(state, call, body))
+    }
+}
