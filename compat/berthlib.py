@@ -180,10 +180,10 @@ def profile_client(validate: bool = True, **config):
 # -- raw HTTP ----------------------------------------------------------------
 
 def sign(url: str, body: bytes, headers: dict, creds: Credentials, region: str = REGION,
-         when: datetime.datetime | None = None) -> dict:
+         when: datetime.datetime | None = None, service: str = "ecs") -> dict:
     """SigV4-sign a POST with botocore's own signer and return the headers to send."""
     req = AWSRequest(method="POST", url=url, data=body, headers=dict(headers))
-    signer = botocore.auth.SigV4Auth(creds, "ecs", region)
+    signer = botocore.auth.SigV4Auth(creds, service, region)
     if when is not None:
         with mock.patch("botocore.auth.get_current_datetime", return_value=when):
             signer.add_auth(req)
@@ -195,6 +195,7 @@ def sign(url: str, body: bytes, headers: dict, creds: Credentials, region: str =
 def raw_call(server: BerthServer, op: str | None, body, *, creds: Credentials | None = None,
              signed: bool = True, when: datetime.datetime | None = None,
              target: str | None = None, content_type: str = "application/x-amz-json-1.1",
+             region: str = REGION, service: str = "ecs", extra_headers: dict | None = None,
              timeout: float = 30.0) -> requests.Response:
     """POST one request to the server. `body` may be a dict (JSON-encoded) or raw bytes."""
     url = server.endpoint + "/"
@@ -205,7 +206,8 @@ def raw_call(server: BerthServer, op: str | None, body, *, creds: Credentials | 
     elif op is not None:
         headers["X-Amz-Target"] = f"{TARGET_PREFIX}.{op}"
     if signed:
-        headers = sign(url, data, headers, creds or server.credentials(), when=when)
+        headers = sign(url, data, headers, creds or server.credentials(), when=when, region=region, service=service)
+    headers.update(extra_headers or {})
     return requests.post(url, data=data, headers=headers, timeout=timeout)
 
 

@@ -72,13 +72,13 @@ def berth(tmp_path_factory) -> BerthServer:
     srv.stop()
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def ecs(berth):
     """boto3 ECS client from the `berth` profile (client-side validation on, no retries)."""
     return profile_client()
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def ecs_raw(berth):
     """Same, without botocore's client-side parameter validation, so the server sees bad input."""
     return profile_client(validate=False)

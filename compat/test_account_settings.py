@@ -102,7 +102,3 @@ def test_invalid_setting_name(ecs_raw):
                                         ("awsvpcTrunking", "")])
 def test_invalid_setting_value(ecs_raw, name, value):
     expect_error(lambda: ecs_raw.put_account_setting(name=name, value=value), "InvalidParameterException")
-
-
-def test_value_filter_requires_name(ecs_raw):
-    expect_error(lambda: ecs_raw.list_account_settings(value="enabled"), ("InvalidParameterException", "ClientException"))

@@ -272,6 +272,8 @@ def test_default_cluster(ecs, berth):
 
 
 def test_describe_clusters_too_many(ecs_raw):
+    """DescribeClusters takes "a list of up to 100 cluster names"; ECS refuses more the way
+    DescribeServices refuses 11 ("service names can have at most 10 items")."""
     names = [f"nope-{i}" for i in range(101)]
     expect_error(lambda: ecs_raw.describe_clusters(clusters=names), ("InvalidParameterException", "ClientException"))
 
@@ -281,3 +283,28 @@ def _all_cluster_arns(ecs):
     for page in ecs.get_paginator("list_clusters").paginate(PaginationConfig={"PageSize": 100}):
         out.extend(page["clusterArns"])
     return out
+
+
+def test_concurrent_create_same_name(berth):
+    """Racing CreateCluster calls for one name all succeed with the same cluster."""
+    import threading
+
+    from berthlib import profile_client
+
+    name = uid("race")
+    arns, errors = [], []
+
+    def worker():
+        try:
+            arns.append(profile_client().create_cluster(clusterName=name)["cluster"]["clusterArn"])
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    assert arns == [berth.cluster_arn(name)] * 8
+    assert _all_cluster_arns(profile_client()).count(berth.cluster_arn(name)) == 1

@@ -94,14 +94,17 @@ def test_wrong_json_type_for_list_member(berth):
 
 
 def test_missing_required_container_definitions(berth):
-    """ECS answers a RegisterTaskDefinition without containers with a ClientException
-    ("Container list cannot be empty.")."""
+    """ECS answers a RegisterTaskDefinition without containers with ClientException
+    "Container list cannot be empty." (observed through CloudFormation with no
+    ContainerDefinitions), not a generic validation error."""
     r = raw_call(berth, "RegisterTaskDefinition", {"family": uid("noctr")})
     assert_raw_error(r, 400, "ClientException", "container")
 
 
 def test_missing_required_family(berth):
-    """ECS: ClientException "Family can not be blank."."""
+    """ECS answers a RegisterTaskDefinition without `family` with "Family can not be blank."
+    (observed through the JS SDK, which does not validate required members client-side);
+    RegisterTaskDefinition's validation errors are ClientExceptions."""
     r = raw_call(berth, "RegisterTaskDefinition", {"containerDefinitions": [container("app")]})
     assert_raw_error(r, 400, "ClientException", "family")
 
@@ -198,6 +201,24 @@ def test_signature_from_the_future(berth):
     future = get_current_datetime() + datetime.timedelta(hours=2)
     r = raw_call(berth, "ListClusters", {}, when=future)
     assert_raw_error(r, 400, "InvalidSignatureException", "signature")
+
+
+def test_credential_scoped_to_wrong_region(berth):
+    """AWS: InvalidSignatureException "Credential should be scoped to a valid region"."""
+    r = raw_call(berth, "ListClusters", {}, region="eu-west-1")
+    assert_raw_error(r, 400, "InvalidSignatureException", "region")
+
+
+def test_credential_scoped_to_wrong_service(berth):
+    """AWS: InvalidSignatureException "Credential should be scoped to correct service: 'ecs'."."""
+    r = raw_call(berth, "ListClusters", {}, service="ec2")
+    assert_raw_error(r, 400, "InvalidSignatureException", "service")
+
+
+def test_malformed_authorization_header(berth):
+    r = raw_call(berth, "ListClusters", {}, signed=False,
+                 extra_headers={"Authorization": "AWS4-HMAC-SHA256 garbage", "X-Amz-Date": "20260101T000000Z"})
+    assert_raw_error(r, 400, "IncompleteSignatureException")
 
 
 def test_small_clock_skew_is_accepted(berth):

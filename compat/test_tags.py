@@ -109,10 +109,6 @@ def test_aws_prefix_reserved_on_create(ecs_raw):
                  "InvalidParameterException")
 
 
-def test_untag_aws_prefix(ecs_raw, cluster_arn):
-    expect_error(lambda: ecs_raw.untag_resource(resourceArn=cluster_arn, tagKeys=["aws:x"]), "InvalidParameterException")
-
-
 def test_unknown_cluster_arn(ecs, berth):
     arn = berth.cluster_arn(uid("nosuch"))
     for call in (lambda: ecs.list_tags_for_resource(resourceArn=arn),

@@ -221,8 +221,9 @@ def test_delete_task_definitions(ecs, berth):
     assert deleted[0]["status"] == "DELETE_IN_PROGRESS"
     failed = {f["arn"]: f for f in resp["failures"]}
     assert len(failed) == 2, resp["failures"]
-    assert any(a.endswith(f"task-definition/{fam}:2") for a in failed), failed  # still ACTIVE
-    assert any(a.endswith(f"task-definition/{missing}") for a in failed), failed
+    # the failure names the reference as given (or its full ARN)
+    assert any(a == f"{fam}:2" or a.endswith(f"task-definition/{fam}:2") for a in failed), failed  # still ACTIVE
+    assert any(a == missing or a.endswith(f"task-definition/{missing}") for a in failed), failed
     for f in resp["failures"]:
         assert f.get("reason"), f
     # the deleted revision no longer lists as INACTIVE
@@ -230,10 +231,15 @@ def test_delete_task_definitions(ecs, berth):
     assert berth.td_arn(fam, 1) not in inactive
 
 
-def test_delete_task_definitions_limits(ecs_raw):
-    expect_error(lambda: ecs_raw.delete_task_definitions(taskDefinitions=[]), TD_INVALID_ANY)
+def test_delete_task_definitions_at_most_ten(ecs_raw):
     refs = [f"x{i}:1" for i in range(11)]
     expect_error(lambda: ecs_raw.delete_task_definitions(taskDefinitions=refs), TD_INVALID_ANY)
+
+
+def test_delete_task_definitions_empty_list(ecs_raw):
+    """ECS refuses an empty list (InvalidParameterException "size of TaskDefinition
+    references list must be greater than 0", as reproduced by moto)."""
+    expect_error(lambda: ecs_raw.delete_task_definitions(taskDefinitions=[]), "InvalidParameterException")
 
 
 # --- listing ----------------------------------------------------------------------------
@@ -259,9 +265,27 @@ def test_list_task_definitions_filters_and_sort(ecs, berth):
         everything.extend(page["taskDefinitionArns"])
     assert berth.td_arn(other, 1) in everything and berth.td_arn(fam_longer, 1) in everything
     assert berth.td_arn(fam, 2) not in everything  # default status is ACTIVE
-    # ASC: lexicographic by family, ascending revision
-    mine = [a for a in everything if a in {berth.td_arn(fam, 1), berth.td_arn(fam, 3), berth.td_arn(fam_longer, 1)}]
-    assert mine == [berth.td_arn(fam, 1), berth.td_arn(fam, 3), berth.td_arn(fam_longer, 1)]
+
+
+def test_list_task_definitions_order_is_family_then_numeric_revision(ecs, berth):
+    """ECS: "By default (ASC) task definitions are listed lexicographically by family name and
+    in ascending numerical order by revision"; DESC reverses both."""
+    fam = uid("ord")
+    longer = fam + "-b"
+    for _ in range(11):
+        reg(ecs, fam, [container("app")])
+    reg(ecs, longer, [container("app")])
+    expected = [berth.td_arn(fam, r) for r in range(1, 12)] + [berth.td_arn(longer, 1)]
+    wanted = set(expected)
+
+    def listing(sort):
+        out = []
+        for page in ecs.get_paginator("list_task_definitions").paginate(sort=sort, PaginationConfig={"PageSize": 100}):
+            out.extend(a for a in page["taskDefinitionArns"] if a in wanted)
+        return out
+
+    assert listing("ASC") == expected
+    assert listing("DESC") == list(reversed(expected))
 
 
 def test_list_task_definition_families(ecs):
@@ -298,13 +322,17 @@ def test_task_cpu_memory_strings_are_normalised(ecs, cpu, memory, want_cpu, want
     assert (td["cpu"], td["memory"]) == (want_cpu, want_mem)
 
 
-@pytest.mark.parametrize("field,value", [
-    ("cpu", "lots"), ("cpu", "1 GHz"), ("cpu", "-5"), ("memory", "2 TB"), ("memory", "plenty"), ("memory", "-1"),
-])
-def test_bad_task_cpu_memory_strings(ecs, field, value):
-    kw = {"cpu": "256", "memory": "512"}
-    kw[field] = value
-    expect_error(lambda: reg(ecs, uid("badsize"), [container("app")], **kw), TD_INVALID_ANY, field)
+@pytest.mark.parametrize("value", ["lots", "1 GHz", "-5", ""])
+def test_bad_task_cpu_string(ecs, value):
+    """ECS: InvalidParameterException "Invalid 'cpu' setting for task." (seen for cpu="")."""
+    expect_error(lambda: reg(ecs, uid("badcpu"), [container("app")], cpu=value, memory="512"),
+                 "InvalidParameterException", "Invalid 'cpu' setting for task.", ci=False)
+
+
+@pytest.mark.parametrize("value", ["2 TB", "plenty", "-1", ""])
+def test_bad_task_memory_string(ecs, value):
+    expect_error(lambda: reg(ecs, uid("badmem"), [container("app")], cpu="256", memory=value),
+                 "InvalidParameterException", "memory")
 
 
 def test_task_memory_alone_satisfies_container_memory(ecs):
@@ -335,14 +363,18 @@ def test_fargate_requires_awsvpc(ecs):
 def test_fargate_requires_task_cpu(ecs):
     expect_error(lambda: reg(ecs, uid("fgcpu"), [{"name": "app", "image": "busybox"}], networkMode="awsvpc",
                              requiresCompatibilities=["FARGATE"], memory="512"),
-                 "ClientException", "cpu")
+                 "ClientException", "Fargate requires that 'cpu' be defined at the task level.", ci=False)
 
 
 # --- invalid definitions: names -------------------------------------------------------------------
 
-@pytest.mark.parametrize("family", ["bad family", "bad/family", "bad.family", "bäd", "fam:1", "x" * 256])
-def test_bad_family_name(ecs, family):
-    expect_error(lambda: reg(ecs, family, [container("app")]), TD_INVALID, "family")
+@pytest.mark.parametrize("family", ["bad family", "bad/family", "bad.family", "bäd", "fam:1"])
+def test_bad_family_characters(ecs, family):
+    expect_error(lambda: reg(ecs, family, [container("app")]), TD_INVALID, "Family contains invalid characters.", ci=False)
+
+
+def test_family_too_long(ecs):
+    expect_error(lambda: reg(ecs, "x" * 256, [container("app")]), TD_INVALID, "family")
 
 
 def test_family_name_of_255_chars_is_fine(ecs):
@@ -355,17 +387,28 @@ def test_empty_family(ecs_raw):
     expect_error(lambda: reg(ecs_raw, "", [container("app")]), TD_INVALID, "family")
 
 
-@pytest.mark.parametrize("name", ["web app", "web.app", "web/app", "x" * 256])
+@pytest.mark.parametrize("name", ["web app", "web.app", "web/app"])
 def test_bad_container_name(ecs, name):
-    expect_error(lambda: reg(ecs, uid("cname"), [container(name)]), TD_INVALID, "name")
+    expect_error(lambda: reg(ecs, uid("cname"), [container(name)]), TD_INVALID,
+                 "Container.name contains invalid characters.", ci=False)
+
+
+def test_container_name_too_long(ecs):
+    expect_error(lambda: reg(ecs, uid("cname"), [container("x" * 256)]), TD_INVALID, "name")
+
+
+def test_container_without_name(ecs_raw):
+    expect_error(lambda: reg(ecs_raw, uid("noname"), [{"image": "busybox", "memory": 64}]), TD_INVALID,
+                 "Container.name should not be null or empty.", ci=False)
 
 
 def test_container_without_image(ecs_raw):
-    expect_error(lambda: reg(ecs_raw, uid("noimg"), [{"name": "app", "memory": 64}]), TD_INVALID, "image")
+    expect_error(lambda: reg(ecs_raw, uid("noimg"), [{"name": "app", "memory": 64}]), TD_INVALID,
+                 "Container.image should not be null or empty.", ci=False)
 
 
 def test_empty_container_list(ecs_raw):
-    expect_error(lambda: reg(ecs_raw, uid("empty"), []), TD_INVALID, "container")
+    expect_error(lambda: reg(ecs_raw, uid("empty"), []), TD_INVALID, "Container list cannot be empty.", ci=False)
 
 
 def test_duplicate_container_names(ecs):
@@ -375,7 +418,7 @@ def test_duplicate_container_names(ecs):
 
 def test_no_essential_container(ecs):
     expect_error(lambda: reg(ecs, uid("noess"), [container("a", essential=False), container("b", essential=False)]),
-                 TD_INVALID, "essential container")
+                 TD_INVALID, "Task definition doesn't have any essential container.", ci=False)
 
 
 def test_too_many_containers(ecs):
@@ -441,7 +484,7 @@ def test_invalid_network_mode(ecs_raw):
 
 def test_depends_on_unknown_container(ecs):
     expect_error(lambda: reg(ecs, uid("dep"), [container("app", dependsOn=[{"containerName": "ghost", "condition": "START"}])]),
-                 TD_INVALID, "ghost")
+                 TD_INVALID, "Cannot depend on container + 'ghost' because it does not exist", ci=False)
 
 
 def test_depends_on_bad_condition(ecs_raw):
@@ -466,6 +509,53 @@ def test_depends_on_valid(ecs):
                                container("side", healthCheck={"command": ["CMD", "true"]})])["taskDefinition"]
     assert td["containerDefinitions"][0]["dependsOn"] == [{"containerName": "init", "condition": "COMPLETE"},
                                                           {"containerName": "side", "condition": "HEALTHY"}]
+
+
+# --- invalid definitions: task-level sums, logging, hostname ---------------------------------------------------
+
+def test_container_cpu_sum_above_task_cpu(ecs):
+    expect_error(lambda: reg(ecs, uid("sumcpu"), [container("a", cpu=200), container("b", cpu=200)], cpu="256"),
+                 TD_INVALID, "The sum of all container 'cpu' values cannot be greater than the value of the task 'cpu'.",
+                 ci=False)
+
+
+def test_container_memory_reservation_sum_above_task_memory(ecs):
+    a = {"name": "a", "image": "busybox", "memoryReservation": 200}
+    b = {"name": "b", "image": "busybox", "memoryReservation": 200}
+    expect_error(lambda: reg(ecs, uid("summem"), [a, b], memory="256"), TD_INVALID,
+                 "The sum of all container 'memoryReservation' values cannot be greater than the value of the task 'memory'.",
+                 ci=False)
+
+
+def test_awslogs_requires_group_and_region(ecs):
+    """ECS: ClientException "Log driver awslogs requires options: awslogs-region, awslogs-group"."""
+    e = expect_error(lambda: reg(ecs, uid("awslogs"), [container("app", logConfiguration={"logDriver": "awslogs"})]),
+                     TD_INVALID, "awslogs")
+    msg = e.response["Error"]["Message"]
+    assert "awslogs-group" in msg and "awslogs-region" in msg, msg
+
+
+def test_hostname_not_supported_with_awsvpc(ecs):
+    expect_error(lambda: reg(ecs, uid("hn"), [container("app", hostname="web")], networkMode="awsvpc"),
+                 TD_INVALID, "hostname is not supported on container when networkMode=awsvpc.", ci=False)
+
+
+def test_port_mapping_without_container_port(ecs):
+    expect_error(lambda: reg(ecs, uid("nocp"), [container("app", portMappings=[{"hostPort": 7000}])]),
+                 TD_INVALID, "Invalid 'containerPort' setting for container 'app'.", ci=False)
+
+
+def test_host_port_mapped_twice(ecs):
+    """ECS: ClientException "TCP host port '3000' is mapped multiple times in task."."""
+    expect_error(lambda: reg(ecs, uid("dupport"), [container("a", portMappings=[{"containerPort": 80, "hostPort": 3000}]),
+                                                   container("b", portMappings=[{"containerPort": 81, "hostPort": 3000}])]),
+                 TD_INVALID, "TCP host port '3000' is mapped multiple times in task.", ci=False)
+
+
+def test_same_host_port_different_protocols_is_fine(ecs):
+    td = reg(ecs, uid("tcpudp"), [container("a", portMappings=[{"containerPort": 53, "hostPort": 53, "protocol": "tcp"},
+                                                              {"containerPort": 53, "hostPort": 53, "protocol": "udp"}])])
+    assert len(td["taskDefinition"]["containerDefinitions"][0]["portMappings"]) == 2
 
 
 # --- invalid definitions: healthCheck ----------------------------------------------------------------------
@@ -506,3 +596,50 @@ def test_garbage_container_fields_are_4xx(ecs_raw):
             assert status is not None and 400 <= status < 500, f"{containers}: {e}"
         else:
             raise AssertionError(f"accepted an invalid container definition: {containers}")
+
+
+# --- concurrency -------------------------------------------------------------------------------------------
+
+def test_concurrent_registrations_get_distinct_revisions(berth):
+    """Many clients registering into one family at once: every acknowledged registration
+    gets its own revision. ECS may refuse some under contention with ClientException
+    "Too many concurrent attempts to create a new revision of the specified family.",
+    never with a 5xx and never by handing out a revision twice."""
+    import threading
+
+    from botocore.exceptions import ClientError
+
+    from berthlib import profile_client
+
+    fam = uid("conc")
+    results, errors = [], []
+    lock = threading.Lock()
+
+    def worker(w):
+        ecs = profile_client()
+        for i in range(10):
+            try:
+                r = ecs.register_task_definition(
+                    family=fam, containerDefinitions=[container("app", environment=[{"name": "W", "value": f"{w}-{i}"}])])
+            except ClientError as e:
+                with lock:
+                    errors.append(e)
+                continue
+            with lock:
+                results.append((r["taskDefinition"]["revision"], f"{w}-{i}"))
+
+    threads = [threading.Thread(target=worker, args=(w,)) for w in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    for e in errors:
+        assert e.response["Error"]["Code"] == "ClientException", e
+        assert e.response["ResponseMetadata"]["HTTPStatusCode"] == 400, e
+    revs = [r for r, _ in results]
+    assert len(revs) == len(set(revs)), f"a revision was handed out twice: {sorted(revs)}"
+    assert len(results) >= 40, f"only {len(results)} of 80 concurrent registrations succeeded"
+    ecs = profile_client()
+    for rev, marker in results:
+        env = ecs.describe_task_definition(taskDefinition=f"{fam}:{rev}")["taskDefinition"]["containerDefinitions"][0]["environment"]
+        assert env == [{"name": "W", "value": marker}], (rev, marker, env)

@@ -46,9 +46,7 @@ impl Generator<'_> {
             let shape = &self.shapes[name.as_str()];
             let is_exception = shape.get("exception").is_some();
             match shape["type"].as_str() {
-                Some("structure") if !is_exception && shape.get("document").is_none() => {
-                    self.emit_struct(name, shape)
-                }
+                Some("structure") if !is_exception && shape.get("document").is_none() => self.emit_struct(name, shape),
                 Some("string") if shape.get("enum").is_some() => self.emit_enum(name, shape),
                 _ => {}
             }
@@ -96,10 +94,7 @@ impl Generator<'_> {
                 "    #[serde(rename = {wire:?}, default, skip_serializing_if = \"::std::option::Option::is_none\")]\n    pub {field}: ::std::option::Option<{ty}>,"
             );
             if required.contains(wire.as_str()) {
-                let _ = writeln!(
-                    checks,
-                    "        if self.{field}.is_none() {{ v.missing({wire:?}); }}"
-                );
+                let _ = writeln!(checks, "        if self.{field}.is_none() {{ v.missing({wire:?}); }}");
             }
             let _ = writeln!(
                 checks,
@@ -143,10 +138,8 @@ impl Generator<'_> {
     }
 
     fn emit_enum(&mut self, name: &str, shape: &Value) {
-        let values: Vec<&str> = shape["enum"]
-            .as_array()
-            .map(|a| a.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default();
+        let values: Vec<&str> =
+            shape["enum"].as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
         let variants = variant_idents(&values);
         let mut body = String::new();
         let mut as_str = String::new();
@@ -211,7 +204,8 @@ fn bounds(shape: &Value) -> String {
     };
     match shape["type"].as_str() {
         Some("double") => {
-            let litf = |k: &str| shape.get(k).and_then(Value::as_f64).map_or("None".into(), |f| format!("Some({f:?}_f64)"));
+            let litf =
+                |k: &str| shape.get(k).and_then(Value::as_f64).map_or("None".into(), |f| format!("Some({f:?}_f64)"));
             format!("{}, {}", litf("min"), litf("max"))
         }
         _ => format!("{}, {}", lit("min"), lit("max")),
@@ -232,7 +226,12 @@ fn field_ident(wire: &str) -> String {
         }
         out.push(c.to_ascii_lowercase());
     }
-    const KEYWORDS: &[&str] = &["type", "match", "ref", "self", "mod", "use", "where", "loop", "move", "async", "await", "dyn", "static", "struct", "enum", "fn", "in", "for", "if", "else", "let", "mut", "pub", "return", "trait", "impl", "const", "crate", "super", "true", "false", "box", "override", "final", "priv", "yield", "macro", "try", "abstract", "become", "do", "typeof", "unsized", "virtual"];
+    const KEYWORDS: &[&str] = &[
+        "type", "match", "ref", "self", "mod", "use", "where", "loop", "move", "async", "await", "dyn", "static",
+        "struct", "enum", "fn", "in", "for", "if", "else", "let", "mut", "pub", "return", "trait", "impl", "const",
+        "crate", "super", "true", "false", "box", "override", "final", "priv", "yield", "macro", "try", "abstract",
+        "become", "do", "typeof", "unsized", "virtual",
+    ];
     if KEYWORDS.contains(&out.as_str()) {
         format!("r#{out}")
     } else {
@@ -246,11 +245,8 @@ fn variant_idents(values: &[&str]) -> Vec<String> {
     values
         .iter()
         .map(|v| {
-            let mut ident: String = v
-                .split(|c: char| !c.is_ascii_alphanumeric())
-                .filter(|p| !p.is_empty())
-                .map(pascal_part)
-                .collect();
+            let mut ident: String =
+                v.split(|c: char| !c.is_ascii_alphanumeric()).filter(|p| !p.is_empty()).map(pascal_part).collect();
             if ident.is_empty() || ident.starts_with(|c: char| c.is_ascii_digit()) {
                 ident.insert(0, 'V');
             }

@@ -108,7 +108,13 @@ mod tests {
 
     #[test]
     fn rejects_non_ecs() {
-        for s in ["", "arn:aws:s3:::bucket", "arn:aws:ecs:us-east-1:1:widget/x", "arn:aws:ecs:us-east-1:1:cluster/", "cluster/x"] {
+        for s in [
+            "",
+            "arn:aws:s3:::bucket",
+            "arn:aws:ecs:us-east-1:1:widget/x",
+            "arn:aws:ecs:us-east-1:1:cluster/",
+            "cluster/x",
+        ] {
             assert_eq!(Arn::parse(s), None, "{s}");
         }
     }

@@ -14,13 +14,14 @@ pub const JSON_CONTENT_TYPE: &str = "application/x-amz-json-1.1";
 /// Parses and validates `body` as `T`.
 ///
 /// Malformed JSON and wrong member types are `SerializationException` (as AWS answers);
-/// a value outside an enum or a violated model constraint is `InvalidParameterException`.
+/// a value outside an enum or a violated model constraint is `InvalidParameterException`;
+/// a missing required member is ECS's `ClientException` ("Family can not be blank.").
 /// Both name the member path. An empty body reads as `{}`.
 pub fn parse_input<T: DeserializeOwned + Validate>(body: &[u8]) -> Result<T, ApiError> {
     let body = if body.iter().all(u8::is_ascii_whitespace) { b"{}".as_slice() } else { body };
     let de = &mut serde_json::Deserializer::from_slice(body);
     let value: T = serde_path_to_error::deserialize(de).map_err(|e| deserialize_error(&e))?;
-    Validator::check(&value).map_err(ApiError::invalid)?;
+    Validator::check(&value)?;
     Ok(value)
 }
 
@@ -79,7 +80,7 @@ mod tests {
     fn empty_body_reads_as_empty_object() {
         assert!(parse_input::<ListTasksRequest>(b"").is_ok());
         let e = parse_input::<RegisterTaskDefinitionRequest>(b"").unwrap_err();
-        assert_eq!(e.kind, ErrorKind::InvalidParameter);
+        assert_eq!(e.kind, ErrorKind::Client);
     }
 
     #[test]

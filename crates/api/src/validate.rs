@@ -1,8 +1,12 @@
 //! Model-driven input validation: required members and the model's length and range
-//! constraints, reported in the form AWS services use
-//! ("1 validation error detected: Value null at 'family' failed to satisfy constraint: ...").
+//! constraints.
+//!
+//! ECS validates required members in its handlers: a missing one is a `ClientException`
+//! such as "Family can not be blank.". Constraint violations are reported in the form AWS
+//! services use ("1 validation error detected: Value at 'tags.1.member.key' failed to
+//! satisfy constraint: ...") as `InvalidParameterException`.
 
-use std::fmt::Write as _;
+use crate::error::ApiError;
 
 /// Implemented (by generated code) for every structure in the model.
 pub trait Validate {
@@ -14,6 +18,7 @@ pub trait Validate {
 #[derive(Debug, Default)]
 pub struct Validator {
     path: Vec<String>,
+    missing: Vec<String>,
     errors: Vec<String>,
 }
 
@@ -29,7 +34,7 @@ pub struct UnknownEnumValue {
 
 impl Validator {
     /// Validates `value` from the top.
-    pub fn check<T: Validate + ?Sized>(value: &T) -> Result<(), String> {
+    pub fn check<T: Validate + ?Sized>(value: &T) -> Result<(), ApiError> {
         let mut v = Self::default();
         value.validate(&mut v);
         v.finish()
@@ -55,8 +60,7 @@ impl Validator {
     /// A required member is absent.
     pub fn missing(&mut self, member: &str) {
         let at = self.at(Some(member));
-        self.errors
-            .push(format!("Value null at '{at}' failed to satisfy constraint: Member must not be null"));
+        self.missing.push(at);
     }
 
     /// Checks a string's or collection's length.
@@ -106,31 +110,39 @@ impl Validator {
         p
     }
 
-    /// The AWS-style summary of every violation, if any.
-    pub fn finish(self) -> Result<(), String> {
+    /// The first missing member as ECS words it, else the AWS-style summary of every
+    /// constraint violation.
+    pub fn finish(self) -> Result<(), ApiError> {
+        if let Some(first) = self.missing.first() {
+            return Err(ApiError::client(format!("{} can not be blank.", capitalize(first))));
+        }
         match self.errors.len() {
             0 => Ok(()),
-            n => {
-                let mut msg = format!("{n} validation error{} detected: ", if n == 1 { "" } else { "s" });
-                let _ = write!(msg, "{}", self.errors.join("; "));
-                Err(msg)
-            }
+            n => Err(ApiError::invalid(format!(
+                "{n} validation error{} detected: {}",
+                if n == 1 { "" } else { "s" },
+                self.errors.join("; ")
+            ))),
         }
     }
+}
+
+fn capitalize(s: &str) -> String {
+    let mut chars = s.chars();
+    chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ApiError;
     use crate::model::{ContainerDefinition, ContainerDependency, RegisterTaskDefinitionRequest, Tag};
 
     #[test]
     fn required_members_are_named_with_their_path() {
         let req = RegisterTaskDefinitionRequest::default();
         let err = Validator::check(&req).unwrap_err();
-        assert!(err.starts_with("2 validation errors detected"), "{err}");
-        assert!(err.contains("Value null at 'family'"), "{err}");
-        assert!(err.contains("Value null at 'containerDefinitions'"), "{err}");
+        assert_eq!(err, ApiError::client("Family can not be blank."));
     }
 
     #[test]
@@ -145,9 +157,16 @@ mod tests {
             ..Default::default()
         };
         let err = Validator::check(&req).unwrap_err();
-        assert!(err.contains("'containerDefinitions.1.member.dependsOn.1.member.containerName'"), "{err}");
+        assert_eq!(err.message, "ContainerDefinitions.1.member.dependsOn.1.member.containerName can not be blank.");
+        let req = RegisterTaskDefinitionRequest {
+            family: Some("web".into()),
+            container_definitions: Some(vec![ContainerDefinition::default()]),
+            tags: Some(vec![Tag { key: Some(String::new()), value: None }]),
+            ..Default::default()
+        };
+        let err = Validator::check(&req).unwrap_err().message;
+        assert!(err.starts_with("1 validation error detected: Value at 'tags.1.member.key'"), "{err}");
         assert!(err.contains("greater than or equal to 1"), "{err}");
-        assert!(err.contains("'tags.1.member.key'"), "{err}");
     }
 
     #[test]

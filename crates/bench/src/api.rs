@@ -77,7 +77,7 @@ pub async fn run(args: ApiArgs) -> Result<bool> {
     if args.clients == 0 || args.revisions == 0 || args.families == 0 {
         bail!("--clients, --revisions and --families must be at least 1");
     }
-    let target = match &args.credentials {
+    let subject = match &args.credentials {
         Some(path) => {
             let credentials = Credentials::read(path)?;
             let endpoint = args
@@ -94,14 +94,14 @@ pub async fn run(args: ApiArgs) -> Result<bool> {
             Subject::Started(Server::start(&args.berth)?)
         }
     };
-    let (endpoint, credentials) = match &target {
+    let (endpoint, credentials) = match &subject {
         Subject::Started(s) => (s.endpoint.clone(), s.credentials.clone()),
         Subject::External {
             endpoint,
             credentials,
         } => (endpoint.clone(), credentials.clone()),
     };
-    print_header(&args, &target, &endpoint);
+    print_header(&args, &subject, &endpoint);
 
     let signer = Signer::new(
         &credentials.access_key_id,
@@ -118,7 +118,7 @@ pub async fn run(args: ApiArgs) -> Result<bool> {
     println!("{}", report::verdict(&rows));
     let failed = rows.iter().any(|r| r.errors > 0);
     if failed {
-        if let Subject::Started(server) = &target {
+        if let Subject::Started(server) = &subject {
             eprintln!("{}", server.log_tail());
         }
     }
@@ -215,11 +215,11 @@ fn row(op: &'static str, args: &ApiArgs, outcome: Outcome, target: Target) -> Ro
 }
 
 /// The lines above the table: when, on what, against which server, with which load.
-fn print_header(args: &ApiArgs, target: &Subject, endpoint: &str) {
+fn print_header(args: &ApiArgs, subject: &Subject, endpoint: &str) {
     let now = chrono::Utc::now().format("%Y-%m-%d %H:%M UTC");
     println!("berth-bench api, {now}");
     println!("machine:  {}", report::machine());
-    match target {
+    match subject {
         Subject::Started(s) => {
             let version =
                 server::version(&s.binary).unwrap_or_else(|e| format!("unknown version ({e:#})"));

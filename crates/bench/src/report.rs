@@ -139,7 +139,7 @@ pub fn verdict(rows: &[Row]) -> String {
     }
 }
 
-/// `cpus, CPU model, memory, kernel` of this machine, from `/proc`.
+/// `cpus, CPU model, memory, kernel, load average` of this machine, from `/proc`.
 pub fn machine() -> String {
     let cpus = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -155,6 +155,11 @@ pub fn machine() -> String {
     let mut out = format!("nproc {cpus}, {model}, {mem_gib:.1} GiB RAM");
     if !kernel.trim().is_empty() {
         let _ = write!(out, ", Linux {}", kernel.trim());
+    }
+    // Other work on the machine skews every figure; say how busy it was.
+    let loadavg = fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    if let Some(one_minute) = loadavg.split_whitespace().next() {
+        let _ = write!(out, ", load average {one_minute} at start");
     }
     out
 }

@@ -7,9 +7,9 @@
 use std::sync::Arc;
 
 use berth_api::model::{
-    DeleteAccountSettingRequest, DeleteAccountSettingResponse, ListAccountSettingsRequest,
-    ListAccountSettingsResponse, PutAccountSettingDefaultRequest, PutAccountSettingDefaultResponse,
-    PutAccountSettingRequest, PutAccountSettingResponse, Setting, SettingName, SettingType,
+    DeleteAccountSettingRequest, DeleteAccountSettingResponse, ListAccountSettingsRequest, ListAccountSettingsResponse,
+    PutAccountSettingDefaultRequest, PutAccountSettingDefaultResponse, PutAccountSettingRequest,
+    PutAccountSettingResponse, Setting, SettingName, SettingType,
 };
 use berth_api::ApiError;
 use berth_store::{Expect, Txn};
@@ -92,7 +92,11 @@ fn required_name(name: Option<SettingName>) -> Result<SettingName, ApiError> {
 }
 
 /// PutAccountSetting: for the caller, or for `principalArn`.
-pub async fn put(state: Arc<State>, call: Call, req: PutAccountSettingRequest) -> Result<PutAccountSettingResponse, ApiError> {
+pub async fn put(
+    state: Arc<State>,
+    call: Call,
+    req: PutAccountSettingRequest,
+) -> Result<PutAccountSettingResponse, ApiError> {
     let principal = principal(&call, req.principal_arn)?;
     let setting = put_for(&state, principal, required_name(req.name)?, req.value.unwrap_or_default()).await?;
     Ok(PutAccountSettingResponse { setting: Some(setting) })
@@ -125,7 +129,7 @@ pub async fn delete(
 }
 
 /// The setting in force for `principal`: its own, the account default, or AWS's.
-async fn effective(state: &State, principal: &str, name: SettingName) -> Result<Setting, ApiError> {
+pub async fn effective(state: &State, principal: &str, name: SettingName) -> Result<Setting, ApiError> {
     for p in [principal.to_string(), root(state)] {
         if let Some((s, _)) = records::get::<Setting>(&*state.store, &key(&p, name)).await? {
             return Ok(s);
@@ -141,7 +145,11 @@ async fn effective(state: &State, principal: &str, name: SettingName) -> Result<
 
 /// ListAccountSettings: the principal's own settings, or with `effectiveSettings` every
 /// setting as it applies; filtered by `name` and `value`; 1-10 per page.
-pub async fn list(state: Arc<State>, call: Call, req: ListAccountSettingsRequest) -> Result<ListAccountSettingsResponse, ApiError> {
+pub async fn list(
+    state: Arc<State>,
+    call: Call,
+    req: ListAccountSettingsRequest,
+) -> Result<ListAccountSettingsResponse, ApiError> {
     let page = Page::from_request(Some(req.max_results.unwrap_or(10)), req.next_token.as_deref(), 10)?;
     let principal = principal(&call, req.principal_arn)?;
     let mut settings = Vec::new();

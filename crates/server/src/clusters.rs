@@ -11,7 +11,7 @@ use berth_api::model::{
     CapacityProviderStrategyItem, Cluster, ClusterField, ClusterSetting, ClusterSettingName, CreateClusterRequest,
     CreateClusterResponse, DeleteClusterRequest, DeleteClusterResponse, DescribeClustersRequest,
     DescribeClustersResponse, Failure, KeyValuePair, ListClustersRequest, ListClustersResponse,
-    PutClusterCapacityProvidersRequest, PutClusterCapacityProvidersResponse, UpdateClusterRequest,
+    PutClusterCapacityProvidersRequest, PutClusterCapacityProvidersResponse, SettingName, UpdateClusterRequest,
     UpdateClusterResponse, UpdateClusterSettingsRequest, UpdateClusterSettingsResponse,
 };
 use berth_api::{ApiError, Arn, ResourceKind};
@@ -20,7 +20,7 @@ use berth_store::ListQuery;
 use crate::pagination::Page;
 use crate::records::{self, Decision};
 use crate::state::{Call, State};
-use crate::tags;
+use crate::{account_settings, tags};
 
 const ACTIVE: &str = "ACTIVE";
 const INACTIVE: &str = "INACTIVE";
@@ -99,9 +99,7 @@ fn validate_capacity_providers(
             )));
         }
         if strategy[..i].iter().any(|o| o.capacity_provider == item.capacity_provider) {
-            return Err(ApiError::invalid(format!(
-                "The capacity provider strategy contains '{name}' more than once."
-            )));
+            return Err(ApiError::invalid(format!("The capacity provider strategy contains '{name}' more than once.")));
         }
         with_base += usize::from(item.base.unwrap_or(0) > 0);
     }
@@ -113,11 +111,10 @@ fn validate_capacity_providers(
     Ok(())
 }
 
-fn new_cluster(state: &State, call: &Call, name: &str, req: CreateClusterRequest) -> Cluster {
-    let mut settings = Some(vec![ClusterSetting {
-        name: Some(ClusterSettingName::ContainerInsights),
-        value: Some("disabled".into()),
-    }]);
+/// A new ACTIVE cluster; `insights` is the caller's effective containerInsights setting.
+fn new_cluster(state: &State, call: &Call, name: &str, req: CreateClusterRequest, insights: Option<String>) -> Cluster {
+    let mut settings =
+        Some(vec![ClusterSetting { name: Some(ClusterSettingName::ContainerInsights), value: insights }]);
     merge_settings(&mut settings, req.settings.unwrap_or_default());
     Cluster {
         cluster_arn: Some(state.arn(call, ResourceKind::Cluster, name).to_string()),
@@ -140,7 +137,11 @@ fn new_cluster(state: &State, call: &Call, name: &str, req: CreateClusterRequest
 }
 
 /// CreateCluster: idempotent by name; an ACTIVE cluster of that name is answered as it is.
-pub async fn create(state: Arc<State>, call: Call, req: CreateClusterRequest) -> Result<CreateClusterResponse, ApiError> {
+pub async fn create(
+    state: Arc<State>,
+    call: Call,
+    req: CreateClusterRequest,
+) -> Result<CreateClusterResponse, ApiError> {
     let name = req.cluster_name.clone().unwrap_or_else(|| DEFAULT_CLUSTER.to_string());
     validate_name(&name)?;
     validate_settings(req.settings.as_deref().unwrap_or_default())?;
@@ -149,11 +150,12 @@ pub async fn create(state: Arc<State>, call: Call, req: CreateClusterRequest) ->
         req.capacity_providers.as_deref().unwrap_or_default(),
         req.default_capacity_provider_strategy.as_deref().unwrap_or_default(),
     )?;
+    let insights = account_settings::effective(&state, &call.principal, SettingName::ContainerInsights).await?.value;
     let cluster = records::update(&*state.store, &key(&name), |current: Option<Cluster>| {
         Ok(match current {
             Some(c) if c.status.as_deref() == Some(ACTIVE) => Decision::Keep(c),
             _ => {
-                let c = new_cluster(&state, &call, &name, req.clone());
+                let c = new_cluster(&state, &call, &name, req.clone(), insights.clone());
                 Decision::Write(c.clone(), c)
             }
         })
@@ -213,6 +215,9 @@ pub async fn describe(
 ) -> Result<DescribeClustersResponse, ApiError> {
     let include = req.include.unwrap_or_default();
     let idents = req.clusters.unwrap_or_else(|| vec![DEFAULT_CLUSTER.to_string()]);
+    if idents.len() > 100 {
+        return Err(ApiError::invalid("clusters can have at most 100 items."));
+    }
     let mut clusters = Vec::new();
     let mut failures = Vec::new();
     for ident in idents {
@@ -237,7 +242,8 @@ pub async fn list(state: Arc<State>, _call: Call, req: ListClustersRequest) -> R
     let mut last_key = None;
     // INACTIVE clusters are skipped, so read in batches until the page is full.
     'scan: loop {
-        let query = ListQuery { start_after: after.clone(), limit: Some(page.size.max(32)), ..ListQuery::prefix("cluster/") };
+        let query =
+            ListQuery { start_after: after.clone(), limit: Some(page.size.max(32)), ..ListQuery::prefix("cluster/") };
         let batch = records::list::<Cluster>(&*state.store, query).await?;
         let exhausted = batch.len() < page.size.max(32);
         for (k, c) in batch {
@@ -259,7 +265,11 @@ pub async fn list(state: Arc<State>, _call: Call, req: ListClustersRequest) -> R
 }
 
 /// DeleteCluster: marks the cluster INACTIVE and answers it.
-pub async fn delete(state: Arc<State>, _call: Call, req: DeleteClusterRequest) -> Result<DeleteClusterResponse, ApiError> {
+pub async fn delete(
+    state: Arc<State>,
+    _call: Call,
+    req: DeleteClusterRequest,
+) -> Result<DeleteClusterResponse, ApiError> {
     let name = name_of(req.cluster.as_deref());
     let cluster = update_active(&state, &name, |c| {
         c.status = Some(INACTIVE.into());
@@ -286,7 +296,11 @@ async fn update_active(
 }
 
 /// UpdateCluster: settings, configuration and Service Connect defaults.
-pub async fn update(state: Arc<State>, _call: Call, req: UpdateClusterRequest) -> Result<UpdateClusterResponse, ApiError> {
+pub async fn update(
+    state: Arc<State>,
+    _call: Call,
+    req: UpdateClusterRequest,
+) -> Result<UpdateClusterResponse, ApiError> {
     validate_settings(req.settings.as_deref().unwrap_or_default())?;
     let name = name_of(req.cluster.as_deref());
     let cluster = update_active(&state, &name, |c| {
@@ -297,9 +311,8 @@ pub async fn update(state: Arc<State>, _call: Call, req: UpdateClusterRequest) -
             c.configuration = Some(conf);
         }
         if let Some(sc) = &req.service_connect_defaults {
-            c.service_connect_defaults = Some(berth_api::model::ClusterServiceConnectDefaults {
-                namespace: sc.namespace.clone(),
-            });
+            c.service_connect_defaults =
+                Some(berth_api::model::ClusterServiceConnectDefaults { namespace: sc.namespace.clone() });
         }
         Ok(())
     })

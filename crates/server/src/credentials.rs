@@ -69,9 +69,11 @@ pub async fn ensure_admin(store: &dyn Store, ring: &KeyRing, account: &str) -> R
         }
     }
     let key = new_key(format!("arn:aws:iam::{account}:root"));
-    let txn = Txn::new()
-        .put(key_path(&key.access_key_id), records::encode(&key)?, Expect::Absent)
-        .put(ADMIN_POINTER.to_string(), records::encode(&key.access_key_id)?, Expect::Absent);
+    let txn = Txn::new().put(key_path(&key.access_key_id), records::encode(&key)?, Expect::Absent).put(
+        ADMIN_POINTER.to_string(),
+        records::encode(&key.access_key_id)?,
+        Expect::Absent,
+    );
     store.commit(txn).await?;
     ring.insert(key.clone());
     Ok(key)

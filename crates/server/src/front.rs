@@ -18,6 +18,9 @@ use crate::state::{Call, State};
 /// nothing else in the ECS API comes close to this.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
+/// The SigV4 service name ECS requests are signed for.
+const SIGNING_NAME: &str = "ecs";
+
 #[derive(Clone)]
 struct App {
     state: Arc<State>,
@@ -44,10 +47,7 @@ async fn handle(AxumState(app): AxumState<App>, method: Method, uri: Uri, header
 async fn serve(app: &App, method: &Method, uri: &Uri, headers: &HeaderMap, body: &Bytes) -> Result<Vec<u8>, ApiError> {
     let call = authenticate(app, method, uri, headers, body)?;
     let op = operation_name(method, headers)?;
-    let fut = app
-        .ops
-        .call(op, Arc::clone(&app.state), call, body)
-        .ok_or_else(|| unknown_operation(op))?;
+    let fut = app.ops.call(op, Arc::clone(&app.state), call, body).ok_or_else(|| unknown_operation(op))?;
     fut.await
 }
 
@@ -60,6 +60,12 @@ fn authenticate(app: &App, method: &Method, uri: &Uri, headers: &HeaderMap, body
         body,
     };
     let caller = auth::verify(&req, chrono::Utc::now(), |id| app.state.keys.secret(id)).map_err(auth_error)?;
+    if caller.service != SIGNING_NAME {
+        return Err(ApiError::new(
+            ErrorKind::InvalidSignature,
+            format!("Credential should be scoped to correct service: '{SIGNING_NAME}'. "),
+        ));
+    }
     let principal = app.state.keys.principal(&caller.access_key_id).unwrap_or_default();
     Ok(Call { region: caller.region, principal })
 }

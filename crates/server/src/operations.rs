@@ -70,7 +70,13 @@ impl Operations {
     }
 
     /// Runs operation `name`, or `None` when berth does not serve it.
-    pub fn call(&self, name: &str, state: Arc<State>, call: Call, body: &[u8]) -> Option<BoxFuture<'static, Result<Vec<u8>, ApiError>>> {
+    pub fn call(
+        &self,
+        name: &str,
+        state: Arc<State>,
+        call: Call,
+        body: &[u8],
+    ) -> Option<BoxFuture<'static, Result<Vec<u8>, ApiError>>> {
         self.handlers.get(name).map(|h| h(state, call, body))
     }
 }

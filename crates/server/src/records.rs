@@ -56,12 +56,7 @@ pub async fn get<T: DeserializeOwned>(store: &dyn Store, key: &str) -> Result<Op
 
 /// The records matching `query`, decoded, with their keys.
 pub async fn list<T: DeserializeOwned>(store: &dyn Store, query: ListQuery) -> Result<Vec<(String, T)>, RecordError> {
-    store
-        .list(query)
-        .await?
-        .into_iter()
-        .map(|r| Ok((decode(&r.key, &r.value)?, r.key)).map(|(v, k)| (k, v)))
-        .collect()
+    store.list(query).await?.into_iter().map(|r| Ok((decode(&r.key, &r.value)?, r.key)).map(|(v, k)| (k, v))).collect()
 }
 
 /// Every record under `prefix`.

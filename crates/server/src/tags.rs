@@ -6,8 +6,8 @@
 use std::sync::Arc;
 
 use berth_api::model::{
-    Cluster, ListTagsForResourceRequest, ListTagsForResourceResponse, Tag, TagResourceRequest,
-    TagResourceResponse, UntagResourceRequest, UntagResourceResponse,
+    Cluster, ListTagsForResourceRequest, ListTagsForResourceResponse, Tag, TagResourceRequest, TagResourceResponse,
+    UntagResourceRequest, UntagResourceResponse,
 };
 use berth_api::{ApiError, Arn, ErrorKind, ResourceKind};
 use serde::de::DeserializeOwned;
@@ -24,9 +24,9 @@ const MAX_TAGS: usize = 50;
 pub trait Tagged: Serialize + DeserializeOwned {
     /// The resource's tags.
     fn tags_mut(&mut self) -> &mut Option<Vec<Tag>>;
-    /// Whether the resource can still be tagged (deleted clusters cannot).
-    fn taggable(&self) -> bool {
-        true
+    /// Refuses resources that can no longer be tagged (deleted clusters).
+    fn check_taggable(&self) -> Result<(), ApiError> {
+        Ok(())
     }
 }
 
@@ -35,8 +35,12 @@ impl Tagged for Cluster {
         &mut self.tags
     }
 
-    fn taggable(&self) -> bool {
-        self.status.as_deref() == Some("ACTIVE")
+    fn check_taggable(&self) -> Result<(), ApiError> {
+        if self.status.as_deref() == Some("ACTIVE") {
+            Ok(())
+        } else {
+            Err(ApiError::invalid("The specified cluster is inactive. Specify an active cluster and try again."))
+        }
     }
 }
 
@@ -98,9 +102,9 @@ fn target(arn: &str) -> Result<Target, ApiError> {
     let arn = parse_arn(arn)?;
     match arn.kind {
         ResourceKind::Cluster => Ok(Target::Cluster(clusters::key(&arn.id))),
-        ResourceKind::TaskDefinition => task_definitions::key_for_id(&arn.id)
-            .map(Target::TaskDefinition)
-            .ok_or_else(resource_not_found),
+        ResourceKind::TaskDefinition => {
+            task_definitions::key_for_id(&arn.id).map(Target::TaskDefinition).ok_or_else(resource_not_found)
+        }
         _ => Err(resource_not_found()),
     }
 }
@@ -114,15 +118,20 @@ async fn read_tags(state: &State, arn: &str) -> Result<Vec<Tag>, ApiError> {
 
 async fn read_record<T: Tagged>(state: &State, key: &str, missing: fn() -> ApiError) -> Result<Vec<Tag>, ApiError> {
     match records::get::<T>(&*state.store, key).await? {
-        Some((mut r, _)) if r.taggable() => Ok(r.tags_mut().take().unwrap_or_default()),
-        _ => Err(missing()),
+        Some((mut r, _)) => {
+            r.check_taggable()?;
+            Ok(r.tags_mut().take().unwrap_or_default())
+        }
+        None => Err(missing()),
     }
 }
 
 async fn edit_tags(state: &State, arn: &str, edit: impl FnMut(&mut Vec<Tag>)) -> Result<(), ApiError> {
     match target(arn)? {
         Target::Cluster(key) => edit_record::<Cluster>(state, &key, edit, ApiError::cluster_not_found).await,
-        Target::TaskDefinition(key) => edit_record::<task_definitions::Stored>(state, &key, edit, resource_not_found).await,
+        Target::TaskDefinition(key) => {
+            edit_record::<task_definitions::Stored>(state, &key, edit, resource_not_found).await
+        }
     }
 }
 
@@ -133,7 +142,8 @@ async fn edit_record<T: Tagged>(
     missing: fn() -> ApiError,
 ) -> Result<(), ApiError> {
     records::update(&*state.store, key, |current: Option<T>| match current {
-        Some(mut record) if record.taggable() => {
+        Some(mut record) => {
+            record.check_taggable()?;
             let tags = record.tags_mut().get_or_insert_with(Vec::new);
             edit(tags);
             if tags.len() > MAX_TAGS {
@@ -141,7 +151,7 @@ async fn edit_record<T: Tagged>(
             }
             Ok(Decision::Write(record, ()))
         }
-        _ => Err(missing()),
+        None => Err(missing()),
     })
     .await
 }
@@ -163,7 +173,11 @@ pub async fn tag(state: Arc<State>, _call: Call, req: TagResourceRequest) -> Res
 }
 
 /// UntagResource: removes the named keys; keys not present are ignored.
-pub async fn untag(state: Arc<State>, _call: Call, req: UntagResourceRequest) -> Result<UntagResourceResponse, ApiError> {
+pub async fn untag(
+    state: Arc<State>,
+    _call: Call,
+    req: UntagResourceRequest,
+) -> Result<UntagResourceResponse, ApiError> {
     let keys = req.tag_keys.unwrap_or_default();
     edit_tags(&state, req.resource_arn.as_deref().unwrap_or_default(), |tags| {
         tags.retain(|t| !keys.iter().any(|k| Some(k) == t.key.as_ref()));

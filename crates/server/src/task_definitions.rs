@@ -2,9 +2,10 @@
 //! ListTaskDefinitionFamilies, DeregisterTaskDefinition, DeleteTaskDefinitions.
 //!
 //! Layout in the store:
-//! - `taskdef/FAMILY/REVISION` (zero-padded): the definition and its tags ([`Stored`]);
-//! - `tdindex/STATUS/FAMILY/REVISION`: an empty key per revision, so that listing by
-//!   status, family prefix and order is a key-range scan;
+//! - `taskdef/FAMILY!REVISION` (zero-padded): the definition and its tags ([`Stored`]);
+//! - `tdindex/STATUS/FAMILY!REVISION`: an empty key per revision, so that listing by
+//!   status, family and order is a key-range scan. `!` sorts below every character a
+//!   family may contain, so `web` and its revisions come before `web-b`, as in ECS;
 //! - `tdfamily/FAMILY`: the last revision and the count of ACTIVE revisions.
 //!
 //! Every change to a family is one transaction over those keys, made under the family's
@@ -93,12 +94,22 @@ impl Families {
     }
 }
 
+/// Ends a family name in keys; below `-`, `_`, digits and letters in byte order.
+const REVISION_SEPARATOR: char = '!';
+
 fn revision_key(family: &str, revision: i32) -> String {
-    format!("taskdef/{family}/{revision:010}")
+    format!("taskdef/{family}{REVISION_SEPARATOR}{revision:010}")
+}
+
+fn index_prefix(status: TaskDefinitionStatus, family: Option<&str>) -> String {
+    match family {
+        Some(family) => format!("tdindex/{}/{family}{REVISION_SEPARATOR}", status.as_str()),
+        None => format!("tdindex/{}/", status.as_str()),
+    }
 }
 
 fn index_key(status: TaskDefinitionStatus, family: &str, revision: i32) -> String {
-    format!("tdindex/{}/{family}/{revision:010}", status.as_str())
+    format!("{}{revision:010}", index_prefix(status, Some(family)))
 }
 
 fn family_key(family: &str) -> String {
@@ -123,14 +134,16 @@ fn parse_reference(reference: &str) -> Option<(&str, Option<i32>)> {
 fn parse_family_revision(id: &str) -> Option<(&str, Option<i32>)> {
     match id.split_once(':') {
         None if !id.is_empty() => Some((id, None)),
-        Some((family, rev)) if !family.is_empty() => rev.parse().ok().filter(|r: &i32| *r > 0).map(|r| (family, Some(r))),
+        Some((family, rev)) if !family.is_empty() => {
+            rev.parse().ok().filter(|r: &i32| *r > 0).map(|r| (family, Some(r)))
+        }
         _ => None,
     }
 }
 
-/// From a key `.../FAMILY/REVISION` back to (family, revision).
+/// From a key `.../FAMILY!REVISION` back to (family, revision).
 fn split_key(key: &str) -> Option<(&str, i32)> {
-    let (rest, revision) = key.rsplit_once('/')?;
+    let (rest, revision) = key.rsplit_once(REVISION_SEPARATOR)?;
     let family = rest.rsplit_once('/').map_or(rest, |(_, f)| f);
     Some((family, revision.parse().ok()?))
 }
@@ -208,13 +221,13 @@ async fn register_once(
     let revision = current.last_revision + 1;
     let arn = state.arn(call, ResourceKind::TaskDefinition, format!("{family}:{revision}")).to_string();
     let registration = Registration { arn: &arn, revision, registered_at: now(), registered_by: &call.principal };
-    let stored = Stored {
-        task_definition: rules::build(req, &registration)?,
-        tags: (!tags.is_empty()).then(|| tags.to_vec()),
-    };
-    let txn = Txn::new()
-        .put(revision_key(family, revision), records::encode(&stored)?, Expect::Absent)
-        .put(index_key(TaskDefinitionStatus::Active, family, revision), Vec::new(), Expect::Absent);
+    let stored =
+        Stored { task_definition: rules::build(req, &registration)?, tags: (!tags.is_empty()).then(|| tags.to_vec()) };
+    let txn = Txn::new().put(revision_key(family, revision), records::encode(&stored)?, Expect::Absent).put(
+        index_key(TaskDefinitionStatus::Active, family, revision),
+        Vec::new(),
+        Expect::Absent,
+    );
     let updated = Family { last_revision: revision, active_revisions: current.active_revisions + 1 };
     Ok(commit_family_change(state, guard, family, updated, txn).await.map(|()| stored))
 }
@@ -244,7 +257,7 @@ async fn latest_active(state: &State, family: &str) -> Result<Option<i32>, ApiEr
         reverse: true,
         limit: Some(1),
         keys_only: true,
-        ..ListQuery::prefix(format!("tdindex/ACTIVE/{family}/"))
+        ..ListQuery::prefix(index_prefix(TaskDefinitionStatus::Active, Some(family)))
     };
     let keys = state.store.list(query).await.map_err(RecordError::from)?;
     Ok(keys.first().and_then(|r| split_key(&r.key)).map(|(_, rev)| rev))
@@ -266,10 +279,15 @@ pub async fn describe(
 }
 
 /// ListTaskDefinitions: ARNs by status (default ACTIVE), family prefix and order.
-pub async fn list(state: Arc<State>, call: Call, req: ListTaskDefinitionsRequest) -> Result<ListTaskDefinitionsResponse, ApiError> {
+pub async fn list(
+    state: Arc<State>,
+    call: Call,
+    req: ListTaskDefinitionsRequest,
+) -> Result<ListTaskDefinitionsResponse, ApiError> {
     let page = Page::from_request(req.max_results, req.next_token.as_deref(), 100)?;
     let status = req.status.unwrap_or(TaskDefinitionStatus::Active);
-    let prefix = format!("tdindex/{}/{}", status.as_str(), req.family_prefix.unwrap_or_default());
+    // Despite its name, ECS's familyPrefix here is a whole family name.
+    let prefix = index_prefix(status, req.family_prefix.as_deref());
     let query = ListQuery {
         start_after: page.after.clone(),
         reverse: req.sort == Some(SortOrder::Desc),
@@ -287,14 +305,15 @@ pub async fn list(state: Arc<State>, call: Call, req: ListTaskDefinitionsRequest
     Ok(ListTaskDefinitionsResponse { task_definition_arns: Some(arns), next_token })
 }
 
-/// ListTaskDefinitionFamilies: ACTIVE families have an ACTIVE revision; INACTIVE ones none.
+/// ListTaskDefinitionFamilies: ACTIVE families have an ACTIVE revision, INACTIVE ones none;
+/// both by default.
 pub async fn list_families(
     state: Arc<State>,
     _call: Call,
     req: ListTaskDefinitionFamiliesRequest,
 ) -> Result<ListTaskDefinitionFamiliesResponse, ApiError> {
     let page = Page::from_request(req.max_results, req.next_token.as_deref(), 100)?;
-    let status = req.status.unwrap_or(TaskDefinitionFamilyStatus::Active);
+    let status = req.status.unwrap_or(TaskDefinitionFamilyStatus::All);
     let prefix = format!("tdfamily/{}", req.family_prefix.unwrap_or_default());
     let mut families = Vec::new();
     let mut after = page.after.clone();
@@ -388,6 +407,9 @@ pub async fn delete(
     req: DeleteTaskDefinitionsRequest,
 ) -> Result<DeleteTaskDefinitionsResponse, ApiError> {
     let references = req.task_definitions.unwrap_or_default();
+    if references.is_empty() {
+        return Err(ApiError::invalid("taskDefinitions must contain at least one task definition."));
+    }
     if references.len() > 10 {
         return Err(ApiError::invalid("You can specify up to 10 task definitions in a single request."));
     }
@@ -404,9 +426,8 @@ pub async fn delete(
 
 async fn delete_one(state: &State, reference: &str) -> Result<Stored, ApiError> {
     let (family, revision) = revision_reference(reference)?;
-    let (stored, _) = records::get::<Stored>(&*state.store, &revision_key(family, revision))
-        .await?
-        .ok_or_else(does_not_exist)?;
+    let (stored, _) =
+        records::get::<Stored>(&*state.store, &revision_key(family, revision)).await?.ok_or_else(does_not_exist)?;
     if stored.task_definition.status == Some(TaskDefinitionStatus::Active) {
         return Err(ApiError::client(
             "The specified task definition is still in ACTIVE status. Please deregister the target and try again.",
@@ -434,5 +455,9 @@ mod tests {
         assert_eq!(split_key(&revision_key("web", 12)), Some(("web", 12)));
         assert_eq!(split_key(&index_key(TaskDefinitionStatus::Inactive, "a-b", 1)), Some(("a-b", 1)));
         assert!(revision_key("a", 2) < revision_key("a", 10));
+        let b = TaskDefinitionStatus::Active;
+        assert!(index_key(b, "web", 99) < index_key(b, "web-b", 1));
+        assert!(index_key(b, "web", 99) < index_key(b, "web_b", 1));
+        assert!(index_key(b, "web", 99) < index_key(b, "web0", 1));
     }
 }

@@ -36,14 +36,8 @@ pub enum StoreError {
     },
 
     /// The database at `{path}` has schema version {found}, newer than the {supported} this build knows.
-    #[error(
-        "database `{path}` has schema version {found}, newer than this build supports ({supported})"
-    )]
-    SchemaTooNew {
-        path: PathBuf,
-        found: u64,
-        supported: u64,
-    },
+    #[error("database `{path}` has schema version {found}, newer than this build supports ({supported})")]
+    SchemaTooNew { path: PathBuf, found: u64, supported: u64 },
 
     /// The database holds something the store cannot have written: {detail}.
     #[error("store data is corrupt: {detail}")]
@@ -61,24 +55,16 @@ pub enum StoreError {
 impl StoreError {
     /// Wraps a SQLite error with what the store was doing.
     pub(crate) fn sqlite(context: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
-        move |source| StoreError::Sqlite {
-            context,
-            source: Arc::new(source),
-        }
+        move |source| StoreError::Sqlite { context, source: Arc::new(source) }
     }
 
     /// Wraps an I/O error with the path it concerns.
     pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> StoreError {
         let path = path.into();
-        move |source| StoreError::Io {
-            path,
-            source: Arc::new(source),
-        }
+        move |source| StoreError::Io { path, source: Arc::new(source) }
     }
 
     pub(crate) fn corrupt(detail: impl Into<String>) -> StoreError {
-        StoreError::Corrupt {
-            detail: detail.into(),
-        }
+        StoreError::Corrupt { detail: detail.into() }
     }
 }

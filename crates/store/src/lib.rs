@@ -93,7 +93,10 @@ pub enum Op {
         expect: Expect,
     },
     /// Deleting an absent key (with a passing expectation) is a no-op.
-    Delete { key: String, expect: Expect },
+    Delete {
+        key: String,
+        expect: Expect,
+    },
 }
 
 impl Op {
@@ -124,26 +127,14 @@ impl Txn {
     }
 
     /// Adds a put of `value` at `key`, applied only if `expect` holds.
-    pub fn put(
-        mut self,
-        key: impl Into<String>,
-        value: impl Into<Vec<u8>>,
-        expect: Expect,
-    ) -> Self {
-        self.ops.push(Op::Put {
-            key: key.into(),
-            value: value.into(),
-            expect,
-        });
+    pub fn put(mut self, key: impl Into<String>, value: impl Into<Vec<u8>>, expect: Expect) -> Self {
+        self.ops.push(Op::Put { key: key.into(), value: value.into(), expect });
         self
     }
 
     /// Adds a delete of `key`, applied only if `expect` holds.
     pub fn delete(mut self, key: impl Into<String>, expect: Expect) -> Self {
-        self.ops.push(Op::Delete {
-            key: key.into(),
-            expect,
-        });
+        self.ops.push(Op::Delete { key: key.into(), expect });
         self
     }
 
@@ -159,9 +150,7 @@ impl Txn {
         for op in &self.ops {
             validate_key(op.key())?;
             if !seen.insert(op.key()) {
-                return Err(StoreError::DuplicateKey {
-                    key: op.key().to_owned(),
-                });
+                return Err(StoreError::DuplicateKey { key: op.key().to_owned() });
             }
         }
         Ok(())
@@ -178,10 +167,7 @@ pub fn validate_key(key: &str) -> Result<(), StoreError> {
     } else {
         return Ok(());
     };
-    Err(StoreError::InvalidKey {
-        key: key.to_owned(),
-        reason,
-    })
+    Err(StoreError::InvalidKey { key: key.to_owned(), reason })
 }
 
 /// What [`Store::list`] returns: keys under `prefix`, in key order.
@@ -200,10 +186,7 @@ pub struct ListQuery {
 impl ListQuery {
     /// All keys starting with `prefix`, ascending.
     pub fn prefix(prefix: impl Into<String>) -> Self {
-        Self {
-            prefix: prefix.into(),
-            ..Self::default()
-        }
+        Self { prefix: prefix.into(), ..Self::default() }
     }
 }
 

@@ -19,14 +19,7 @@ fn validate_rejects_bad_keys_and_duplicates() {
     assert!(matches!(empty, Err(StoreError::InvalidKey { .. })));
     let nul = Txn::new().delete("a\0b", Expect::Any).validate();
     assert!(matches!(nul, Err(StoreError::InvalidKey { .. })));
-    let dup = Txn::new()
-        .put("a", "1", Expect::Any)
-        .delete("a", Expect::Any)
-        .validate();
+    let dup = Txn::new().put("a", "1", Expect::Any).delete("a", Expect::Any).validate();
     assert!(matches!(dup, Err(StoreError::DuplicateKey { key }) if key == "a"));
-    assert!(Txn::new()
-        .put("a", "1", Expect::Any)
-        .put("b", "2", Expect::Absent)
-        .validate()
-        .is_ok());
+    assert!(Txn::new().put("a", "1", Expect::Any).put("b", "2", Expect::Absent).validate().is_ok());
 }

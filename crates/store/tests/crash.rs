@@ -26,10 +26,7 @@ async fn sigkill_loses_no_acknowledged_commit() {
         let store = SqliteStore::open(&path).unwrap();
         for key in &acked {
             let record = store.get(key).await.unwrap();
-            assert!(
-                record.is_some(),
-                "acknowledged key {key} lost after SIGKILL"
-            );
+            assert!(record.is_some(), "acknowledged key {key} lost after SIGKILL");
         }
         assert!(store.revision() >= acked.len() as u64);
     }
@@ -40,13 +37,7 @@ async fn sigkill_loses_no_acknowledged_commit() {
 fn run_child_and_kill(path: &Path, round: u32, kill_after: usize) -> Vec<String> {
     let exe = std::env::current_exe().unwrap();
     let mut child = Command::new(exe)
-        .args([
-            "crash_child",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+        .args(["crash_child", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
         .env(DB_ENV, path)
         .env(ROUND_ENV, round.to_string())
         .stdout(Stdio::piped())
@@ -67,11 +58,7 @@ fn run_child_and_kill(path: &Path, round: u32, kill_after: usize) -> Vec<String>
         }
     }
     let status = child.wait().unwrap();
-    assert!(
-        killed,
-        "child exited by itself ({status}) after {} acks",
-        acked.len()
-    );
+    assert!(killed, "child exited by itself ({status}) after {} acks", acked.len());
     assert!(!status.success());
     acked
 }

@@ -40,12 +40,7 @@ impl Model {
             match op {
                 Op::Put { key, value, .. } => {
                     let version = self.version(key).map_or(1, |v| v + 1);
-                    let record = Record {
-                        key: key.clone(),
-                        value: value.clone(),
-                        version,
-                        revision,
-                    };
+                    let record = Record { key: key.clone(), value: value.clone(), version, revision };
                     self.map.insert(key.clone(), record);
                     changed = true;
                 }
@@ -105,11 +100,7 @@ fn key() -> impl Strategy<Value = String> {
 }
 
 fn expect() -> impl Strategy<Value = Expect> {
-    prop_oneof![
-        Just(Expect::Any),
-        Just(Expect::Absent),
-        (0u64..4).prop_map(Expect::Version),
-    ]
+    prop_oneof![Just(Expect::Any), Just(Expect::Absent), (0u64..4).prop_map(Expect::Version),]
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -126,22 +117,15 @@ fn txn() -> impl Strategy<Value = Txn> {
 
 fn query() -> impl Strategy<Value = ListQuery> {
     let prefix = prop::sample::select(&["", "a", "a/", "a/2", "b", "é", "z"][..]);
-    (
-        prefix,
-        prop::option::of(key()),
-        any::<bool>(),
-        prop::option::of(0usize..5),
-        any::<bool>(),
+    (prefix, prop::option::of(key()), any::<bool>(), prop::option::of(0usize..5), any::<bool>()).prop_map(
+        |(prefix, start_after, reverse, limit, keys_only)| ListQuery {
+            prefix: prefix.to_owned(),
+            start_after,
+            reverse,
+            limit,
+            keys_only,
+        },
     )
-        .prop_map(
-            |(prefix, start_after, reverse, limit, keys_only)| ListQuery {
-                prefix: prefix.to_owned(),
-                start_after,
-                reverse,
-                limit,
-                keys_only,
-            },
-        )
 }
 
 async fn check(txns: Vec<Txn>, queries: Vec<ListQuery>) {
@@ -156,20 +140,13 @@ async fn check(txns: Vec<Txn>, queries: Vec<ListQuery>) {
         }
         assert_eq!(store.revision(), model.revision);
         for q in &queries {
-            assert_eq!(
-                store.list(q.clone()).await.unwrap(),
-                model.list(q),
-                "query {q:?}"
-            );
+            assert_eq!(store.list(q.clone()).await.unwrap(), model.list(q), "query {q:?}");
         }
     }
     // The same state after a restart.
     let store = SqliteStore::open(&path).unwrap();
     assert_eq!(store.revision(), model.revision);
-    assert_eq!(
-        store.list(ListQuery::default()).await.unwrap(),
-        model.list(&ListQuery::default())
-    );
+    assert_eq!(store.list(ListQuery::default()).await.unwrap(), model.list(&ListQuery::default()));
     for key in KEYS {
         assert_eq!(store.get(key).await.unwrap().as_ref(), model.map.get(*key));
     }

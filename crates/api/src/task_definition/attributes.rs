@@ -6,7 +6,7 @@
 //! API"). ECS reports no attribute at all for a plain definition, and so does berth.
 
 use super::compat::is_ecr_image;
-use super::Spec;
+use super::{has_items, Spec};
 use crate::model::{Attribute, ContainerDefinition, LogDriver, NetworkMode, Volume};
 
 const DOCKER_API: &str = "com.amazonaws.ecs.capability.docker-remote-api.";
@@ -94,7 +94,7 @@ fn container_attributes(container: &ContainerDefinition, names: &mut Names) {
         names.add("ecs.capability.container-health-check");
         names.add(format!("{DOCKER_API}1.24"));
     }
-    let ordered = container.depends_on.as_ref().is_some_and(|d| !d.is_empty());
+    let ordered = has_items(container.depends_on.as_deref());
     if ordered || container.start_timeout.is_some() || container.stop_timeout.is_some() {
         names.add("ecs.capability.container-ordering");
     }
@@ -106,14 +106,14 @@ fn container_attributes(container: &ContainerDefinition, names: &mut Names) {
             "ecs.capability.secrets.ssm.environment-variables"
         });
     }
-    if container.environment_files.as_ref().is_some_and(|f| !f.is_empty()) {
+    if has_items(container.environment_files.as_deref()) {
         names.add("ecs.capability.env-files.s3");
     }
     if container.privileged == Some(true) {
         names.add(format!("{CAPABILITY}privileged-container"));
     }
     let labels = container.docker_labels.as_ref().is_some_and(|l| !l.is_empty());
-    if labels || container.ulimits.as_ref().is_some_and(|u| !u.is_empty()) {
+    if labels || has_items(container.ulimits.as_deref()) {
         names.add(format!("{DOCKER_API}1.18"));
     }
     if container.linux_parameters.as_ref().and_then(|l| l.init_process_enabled) == Some(true) {

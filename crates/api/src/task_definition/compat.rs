@@ -2,7 +2,7 @@
 //! `compatibilities` it reports (every launch type the definition validates against, whether
 //! or not it was asked for).
 
-use super::{client, fargate_memory_allowed, name_of, Spec};
+use super::{client, fargate_memory_allowed, has_items, name_of, Spec};
 use crate::model::{
     Compatibility, ContainerDefinition, LinuxParameters, LogDriver, NetworkMode, PidMode, ResourceType,
 };
@@ -130,15 +130,14 @@ fn fargate_task_members(spec: &Spec<'_>) -> Result<(), ApiError> {
 
 /// Container members Fargate does not offer (the "task definition differences for Fargate").
 fn fargate_container(container: &ContainerDefinition) -> Result<(), ApiError> {
-    let non_empty = |list: Option<usize>| list.is_some_and(|n| n > 0);
     let refused = [
         ("privileged", container.privileged == Some(true)),
         ("disableNetworking", container.disable_networking == Some(true)),
-        ("links", non_empty(container.links.as_ref().map(Vec::len))),
-        ("dnsServers", non_empty(container.dns_servers.as_ref().map(Vec::len))),
-        ("dnsSearchDomains", non_empty(container.dns_search_domains.as_ref().map(Vec::len))),
-        ("extraHosts", non_empty(container.extra_hosts.as_ref().map(Vec::len))),
-        ("dockerSecurityOptions", non_empty(container.docker_security_options.as_ref().map(Vec::len))),
+        ("links", has_items(container.links.as_deref())),
+        ("dnsServers", has_items(container.dns_servers.as_deref())),
+        ("dnsSearchDomains", has_items(container.dns_search_domains.as_deref())),
+        ("extraHosts", has_items(container.extra_hosts.as_deref())),
+        ("dockerSecurityOptions", has_items(container.docker_security_options.as_deref())),
         ("gpu", requests_gpu(container)),
     ];
     if let Some((member, _)) = refused.iter().find(|(_, present)| *present) {
@@ -153,9 +152,9 @@ fn fargate_container(container: &ContainerDefinition) -> Result<(), ApiError> {
 /// Fargate's kernel settings are fixed; only `SYS_PTRACE` may be added.
 fn fargate_linux_parameters(linux: &LinuxParameters) -> Result<(), ApiError> {
     let refused = [
-        ("devices", linux.devices.as_ref().is_some_and(|d| !d.is_empty())),
+        ("devices", has_items(linux.devices.as_deref())),
         ("sharedMemorySize", linux.shared_memory_size.is_some()),
-        ("tmpfs", linux.tmpfs.as_ref().is_some_and(|t| !t.is_empty())),
+        ("tmpfs", has_items(linux.tmpfs.as_deref())),
         ("maxSwap", linux.max_swap.is_some()),
         ("swappiness", linux.swappiness.is_some()),
     ];

@@ -97,14 +97,11 @@ fn is_image(image: &str) -> bool {
         None => (image, None),
     };
     let allowed = |b: u8| b.is_ascii_alphanumeric() || b"-_:./#".contains(&b);
-    let reference_ok =
-        !reference.is_empty() && reference.len() <= MAX_IMAGE_LEN && reference.bytes().all(allowed);
+    let reference_ok = !reference.is_empty() && reference.len() <= MAX_IMAGE_LEN && reference.bytes().all(allowed);
     reference_ok && digest.is_none_or(is_sha256_digest)
 }
 
 /// `sha256:` followed by exactly 64 hexadecimal digits, the only digest ECS accepts.
 fn is_sha256_digest(digest: &str) -> bool {
-    digest
-        .strip_prefix("sha256:")
-        .is_some_and(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+    digest.strip_prefix("sha256:").is_some_and(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
 }

@@ -67,9 +67,5 @@ fn port_mapping(mapping: &PortMapping, mode: Option<NetworkMode>) -> PortMapping
         (None, None, Some(NetworkMode::Awsvpc | NetworkMode::Host)) => mapping.container_port,
         (None, None, _) => Some(0),
     };
-    PortMapping {
-        protocol: mapping.protocol.or(Some(TransportProtocol::Tcp)),
-        host_port,
-        ..mapping.clone()
-    }
+    PortMapping { protocol: mapping.protocol.or(Some(TransportProtocol::Tcp)), host_port, ..mapping.clone() }
 }

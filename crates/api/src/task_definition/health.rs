@@ -56,11 +56,7 @@ fn check_one(health: &HealthCheck, name: &str) -> Result<(), ApiError> {
     ];
     for (member, value, range) in bounded {
         if value.is_some_and(|v| !range.contains(&v)) {
-            return Err(invalid(&format!(
-                "'{member}' must be between {} and {}.",
-                range.start(),
-                range.end()
-            )));
+            return Err(invalid(&format!("'{member}' must be between {} and {}.", range.start(), range.end())));
         }
     }
     Ok(())

@@ -44,8 +44,7 @@ mod size;
 mod tests;
 
 use crate::model::{
-    Compatibility, ContainerDefinition, NetworkMode, OSFamily, RegisterTaskDefinitionRequest,
-    TaskDefinition,
+    Compatibility, ContainerDefinition, NetworkMode, OSFamily, RegisterTaskDefinitionRequest, TaskDefinition,
 };
 use crate::ApiError;
 
@@ -67,10 +66,7 @@ pub struct Registration<'a> {
 
 /// Validates `req` as ECS does and builds the `TaskDefinition` that `DescribeTaskDefinition`
 /// will return.
-pub fn build(
-    req: &RegisterTaskDefinitionRequest,
-    reg: &Registration<'_>,
-) -> Result<TaskDefinition, ApiError> {
+pub fn build(req: &RegisterTaskDefinitionRequest, reg: &Registration<'_>) -> Result<TaskDefinition, ApiError> {
     let spec = validate(req)?;
     Ok(defaults::task_definition(&spec, reg))
 }
@@ -124,6 +120,11 @@ impl Spec<'_> {
         let family = self.req.runtime_platform.as_ref().and_then(|p| p.operating_system_family);
         family.is_some_and(|f| f != OSFamily::Linux)
     }
+}
+
+/// Whether an optional list is present and holds something (ECS treats `[]` as absent).
+fn has_items<T>(list: Option<&[T]>) -> bool {
+    list.is_some_and(|l| !l.is_empty())
 }
 
 /// `s` unless it is absent or empty.

@@ -4,7 +4,7 @@
 //! host port can only equal the container port; links and per-container networking need
 //! Docker's bridge. `none` has no ports at all.
 
-use super::{client, name_of, Spec};
+use super::{client, has_items, name_of, Spec};
 use crate::model::{ContainerDefinition, NetworkMode, PortMapping};
 use crate::ApiError;
 
@@ -31,8 +31,7 @@ fn mode_name(mode: Option<NetworkMode>) -> &'static str {
 
 /// Links are Docker bridge-network aliases.
 fn check_links(container: &ContainerDefinition, mode: Option<NetworkMode>) -> Result<(), ApiError> {
-    let has_links = container.links.as_ref().is_some_and(|l| !l.is_empty());
-    if has_links && !matches!(mode, None | Some(NetworkMode::Bridge)) {
+    if has_items(container.links.as_deref()) && !matches!(mode, None | Some(NetworkMode::Bridge)) {
         return Err(client(format!("Links are not supported when networkMode={}.", mode_name(mode))));
     }
     Ok(())
@@ -73,18 +72,10 @@ fn check_port_mapping(mapping: &PortMapping, name: &str, mode: Option<NetworkMod
 }
 
 /// A `containerPortRange` (`"8000-8010"`): bridge or awsvpc only, ascending, no host port.
-fn check_port_range(
-    range: &str,
-    mapping: &PortMapping,
-    name: &str,
-    mode: Option<NetworkMode>,
-) -> Result<(), ApiError> {
+fn check_port_range(range: &str, mapping: &PortMapping, name: &str, mode: Option<NetworkMode>) -> Result<(), ApiError> {
     let invalid = || client(format!("Invalid 'containerPortRange' setting for container '{name}'."));
     if !matches!(mode, None | Some(NetworkMode::Bridge | NetworkMode::Awsvpc)) {
-        return Err(client(format!(
-            "Container port ranges are not supported when networkMode={}.",
-            mode_name(mode)
-        )));
+        return Err(client(format!("Container port ranges are not supported when networkMode={}.", mode_name(mode))));
     }
     if mapping.host_port.is_some() {
         return Err(invalid());

@@ -11,8 +11,7 @@ use crate::ApiError;
 /// Checks volumes, mount points, `volumesFrom` and the dependency graph.
 pub(super) fn check(spec: &Spec<'_>) -> Result<(), ApiError> {
     let volumes = volume_names(spec)?;
-    let by_name: HashMap<&str, &ContainerDefinition> =
-        spec.containers.iter().map(|c| (name_of(c), c)).collect();
+    let by_name: HashMap<&str, &ContainerDefinition> = spec.containers.iter().map(|c| (name_of(c), c)).collect();
     for container in spec.containers {
         check_mount_points(container, &volumes)?;
         check_volumes_from(container, &by_name)?;

@@ -75,7 +75,9 @@ fn check_sums(containers: &[ContainerDefinition], size: TaskSize) -> Result<(), 
     if let Some(task_cpu) = size.cpu {
         let cpu: i64 = containers.iter().map(|c| i64::from(c.cpu.unwrap_or(0).max(0))).sum();
         if cpu > i64::from(task_cpu) {
-            return Err(client("The sum of all container 'cpu' values cannot be greater than the value of the task 'cpu'."));
+            return Err(client(
+                "The sum of all container 'cpu' values cannot be greater than the value of the task 'cpu'.",
+            ));
         }
     }
     if let Some(task_memory) = size.memory {

@@ -1,7 +1,7 @@
 //! Features the agent can only serve with the task execution role: secrets and private
 //! registry credentials are fetched with it, whatever the launch type.
 
-use super::{client, Spec};
+use super::{client, has_items, Spec};
 use crate::ApiError;
 
 /// Secrets and registry credentials need `executionRoleArn`.
@@ -9,7 +9,7 @@ pub(super) fn check(spec: &Spec<'_>) -> Result<(), ApiError> {
     if spec.execution_role().is_some() {
         return Ok(());
     }
-    let has_secrets = spec.containers.iter().any(|c| c.secrets.as_ref().is_some_and(|s| !s.is_empty()));
+    let has_secrets = spec.containers.iter().any(|c| has_items(c.secrets.as_deref()));
     if has_secrets {
         return Err(client(
             "When you are specifying container secrets, you must also specify a value for 'executionRoleArn'.",

@@ -67,7 +67,7 @@ pub fn parse_memory(s: &str) -> Result<u32, ApiError> {
 /// Whether Fargate offers `memory_mib` with `cpu_units` (Linux table; Windows needs 1 vCPU or
 /// more, which callers check).
 pub fn fargate_memory_allowed(cpu_units: u32, memory_mib: u32) -> bool {
-    let (min, max, step) = match cpu_units {
+    let (min, max, step): (u32, u32, usize) = match cpu_units {
         256 => return matches!(memory_mib, 512 | 1024 | 2048),
         512 => (1024, 4096, 1024),
         1024 => (2048, 8192, 1024),
@@ -77,7 +77,7 @@ pub fn fargate_memory_allowed(cpu_units: u32, memory_mib: u32) -> bool {
         16384 => (32768, 122_880, 8192),
         _ => return false,
     };
-    (min..=max).contains(&memory_mib) && memory_mib % step == 0
+    (min..=max).step_by(step).any(|allowed| allowed == memory_mib)
 }
 
 /// `s` in base units: plain digits, or a decimal number followed by one of `units`
@@ -107,7 +107,7 @@ fn plain_integer(s: &str) -> Option<u32> {
 fn scaled_decimal(number: &str, scale: u64) -> Option<u32> {
     let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
     let digits_only = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-    let fraction_ok = fraction.is_empty() == !number.contains('.');
+    let fraction_ok = fraction.is_empty() != number.contains('.');
     if whole.is_empty() || !fraction_ok || !digits_only(whole) || !digits_only(fraction) {
         return None;
     }

@@ -358,7 +358,7 @@ fn fargate_table() {
         (1024, 1024),
         (2048, 4608),
         (4096, 31744),
-        (8192, 20480),
+        (8192, 18432),
         (16384, 36864),
         (128, 512),
         (32768, 65536),
@@ -424,11 +424,7 @@ fn fargate_windows_needs_a_whole_vcpu() {
         ..fargate(vec![container("app")])
     };
     assert_client_mentions(&req, &["No Fargate configuration exists", "512 CPU, 1024 memory"]);
-    let req = RegisterTaskDefinitionRequest {
-        cpu: Some("1024".into()),
-        memory: Some("2048".into()),
-        ..req
-    };
+    let req = RegisterTaskDefinitionRequest { cpu: Some("1024".into()), memory: Some("2048".into()), ..req };
     ok(&req);
 }
 
@@ -469,7 +465,8 @@ fn fargate_refuses_host_features() {
     };
     let req = RegisterTaskDefinitionRequest { volumes: Some(vec![host_volume]), ..fargate(vec![container("app")]) };
     assert_client(&req, "Fargate compatible task definitions do not support sourcePath");
-    let bind_mount = Volume { name: Some("scratch".into()), host: Some(HostVolumeProperties::default()), ..Default::default() };
+    let bind_mount =
+        Volume { name: Some("scratch".into()), host: Some(HostVolumeProperties::default()), ..Default::default() };
     let req = RegisterTaskDefinitionRequest { volumes: Some(vec![bind_mount]), ..fargate(vec![container("app")]) };
     ok(&req);
 
@@ -538,7 +535,8 @@ fn awsvpc_host_ports_must_match_container_ports() {
 #[test]
 fn awsvpc_and_host_fill_the_host_port() {
     for mode in [NetworkMode::Awsvpc, NetworkMode::Host] {
-        let c = ContainerDefinition { port_mappings: Some(vec![port(80, None), port(81, Some(81))]), ..container("web") };
+        let c =
+            ContainerDefinition { port_mappings: Some(vec![port(80, None), port(81, Some(81))]), ..container("web") };
         let td = ok(&RegisterTaskDefinitionRequest { network_mode: Some(mode), ..request(vec![c]) });
         let ports = first_container(&td).port_mappings.clone().unwrap_or_default();
         assert_eq!(ports.iter().map(|p| p.host_port).collect::<Vec<_>>(), vec![Some(80), Some(81)]);
@@ -661,7 +659,10 @@ fn health_check_defaults_are_stored() {
     let c = ContainerDefinition { health_check: Some(health(&["CMD-SHELL", "curl -f localhost"])), ..container("web") };
     let td = ok(&request(vec![c]));
     let stored = first_container(&td).health_check.clone().unwrap_or_default();
-    assert_eq!((stored.interval, stored.timeout, stored.retries, stored.start_period), (Some(30), Some(5), Some(3), None));
+    assert_eq!(
+        (stored.interval, stored.timeout, stored.retries, stored.start_period),
+        (Some(30), Some(5), Some(3), None)
+    );
     let custom = HealthCheck { interval: Some(10), start_period: Some(0), ..health(&["CMD", "true"]) };
     let c = ContainerDefinition { health_check: Some(custom), ..container("web") };
     let stored = first_container(&ok(&request(vec![c]))).health_check.clone().unwrap_or_default();
@@ -755,7 +756,10 @@ fn secrets_need_an_execution_role() {
     let c = ContainerDefinition { secrets: Some(vec![secret]), ..container("app") };
     let message = "When you are specifying container secrets, you must also specify a value for 'executionRoleArn'.";
     assert_client(&request(vec![c.clone()]), message);
-    assert_client(&RegisterTaskDefinitionRequest { execution_role_arn: Some(String::new()), ..request(vec![c.clone()]) }, message);
+    assert_client(
+        &RegisterTaskDefinitionRequest { execution_role_arn: Some(String::new()), ..request(vec![c.clone()]) },
+        message,
+    );
     let td = ok(&RegisterTaskDefinitionRequest { execution_role_arn: Some(EXEC_ROLE.into()), ..request(vec![c]) });
     assert!(attribute_names(&td).contains(&"ecs.capability.secrets.ssm.environment-variables".to_string()));
     ok(&request(vec![ContainerDefinition { secrets: Some(vec![]), ..container("app") }]));
@@ -763,7 +767,8 @@ fn secrets_need_an_execution_role() {
 
 #[test]
 fn registry_credentials_need_an_execution_role() {
-    let creds = RepositoryCredentials { credentials_parameter: Some("arn:aws:secretsmanager:us-east-1:1:secret:x".into()) };
+    let creds =
+        RepositoryCredentials { credentials_parameter: Some("arn:aws:secretsmanager:us-east-1:1:secret:x".into()) };
     let c = ContainerDefinition { repository_credentials: Some(creds), ..container("app") };
     assert_client(
         &request(vec![c]),
@@ -790,10 +795,7 @@ fn compatibilities_follow_the_network_mode() {
     let cases = [
         (None, vec![Compatibility::External, Compatibility::Ec2]),
         (Some(NetworkMode::Bridge), vec![Compatibility::External, Compatibility::Ec2]),
-        (
-            Some(NetworkMode::Host),
-            vec![Compatibility::External, Compatibility::Ec2, Compatibility::ManagedInstances],
-        ),
+        (Some(NetworkMode::Host), vec![Compatibility::External, Compatibility::Ec2, Compatibility::ManagedInstances]),
         (Some(NetworkMode::Awsvpc), vec![Compatibility::Ec2, Compatibility::ManagedInstances]),
     ];
     for (mode, expected) in cases {
@@ -954,7 +956,8 @@ fn a_realistic_definition_round_trips() {
         "stopTimeout": 30
     });
     let mut app = app;
-    app["linuxParameters"] = json!({"initProcessEnabled": true, "capabilities": {"add": ["SYS_PTRACE"], "drop": ["ALL"]}});
+    app["linuxParameters"] =
+        json!({"initProcessEnabled": true, "capabilities": {"add": ["SYS_PTRACE"], "drop": ["ALL"]}});
     app["logConfiguration"] = json!({"logDriver": "awslogs", "options": {"awslogs-group": "/ecs/shop",
         "awslogs-region": "us-east-1", "awslogs-stream-prefix": "app"}});
     app["healthCheck"] = json!({"command": ["CMD-SHELL", "curl -f http://localhost:8080/health || exit 1"],
@@ -968,7 +971,8 @@ fn a_realistic_definition_round_trips() {
         "healthCheck": {"command": ["CMD-SHELL", "curl -s http://localhost:9901/ready"],
             "interval": 5, "timeout": 2, "retries": 3, "startPeriod": 10}
     });
-    let migrate = json!({"name": "migrate", "image": ECR_IMAGE, "essential": false, "command": ["migrate"], "memory": 128});
+    let migrate =
+        json!({"name": "migrate", "image": ECR_IMAGE, "essential": false, "command": ["migrate"], "memory": 128});
     let mut body = json!({
         "family": "shop",
         "taskRoleArn": "arn:aws:iam::123456789012:role/shop",
@@ -1107,10 +1111,9 @@ fn arbitrary_container() -> impl Strategy<Value = ContainerDefinition> {
                     .map(|(container_port, host_port)| PortMapping { container_port, host_port, ..Default::default() })
                     .collect(),
             ),
-            depends_on: depends_on.map(|n| vec![ContainerDependency {
-                container_name: Some(n),
-                condition: Some(ContainerCondition::Start),
-            }]),
+            depends_on: depends_on.map(|n| {
+                vec![ContainerDependency { container_name: Some(n), condition: Some(ContainerCondition::Start) }]
+            }),
             ..Default::default()
         })
 }

@@ -10,7 +10,5 @@
 pub mod profile;
 pub mod sigv4;
 
-pub use profile::{
-    write_cli_profile, write_cli_profile_to, CliProfile, ProfileError, ProfilePaths,
-};
+pub use profile::{write_cli_profile, write_cli_profile_to, CliProfile, ProfileError, ProfilePaths};
 pub use sigv4::{verify, AuthError, Caller, Request};

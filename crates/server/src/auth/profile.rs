@@ -87,14 +87,9 @@ impl ProfilePaths {
     /// touching the process's own.
     fn resolve(var: impl Fn(&str) -> Option<OsString>) -> Result<Self, ProfileError> {
         let home = var("HOME").filter(|h| !h.is_empty()).map(PathBuf::from);
-        let locate = |env: &str, default: &str, what: &'static str| match var(env)
-            .filter(|v| !v.is_empty())
-        {
+        let locate = |env: &str, default: &str, what: &'static str| match var(env).filter(|v| !v.is_empty()) {
             Some(value) => Ok(expand_tilde(PathBuf::from(value), home.as_deref())),
-            None => home
-                .as_ref()
-                .map(|h| h.join(".aws").join(default))
-                .ok_or(ProfileError::NoHome(what)),
+            None => home.as_ref().map(|h| h.join(".aws").join(default)).ok_or(ProfileError::NoHome(what)),
         };
         Ok(Self {
             credentials: locate("AWS_SHARED_CREDENTIALS_FILE", "credentials", "credentials")?,
@@ -126,19 +121,14 @@ pub fn write_cli_profile_to(p: &CliProfile<'_>, paths: &ProfilePaths) -> io::Res
 }
 
 fn validate(p: &CliProfile<'_>) -> Result<(), ProfileError> {
-    let name_ok = !p.name.is_empty()
-        && !p
-            .name
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || "[]\"'".contains(c));
+    let name_ok =
+        !p.name.is_empty() && !p.name.chars().any(|c| c.is_whitespace() || c.is_control() || "[]\"'".contains(c));
     if !name_ok {
         return Err(ProfileError::InvalidName(p.name.to_owned()));
     }
     for service in p.services {
         let ok = !service.is_empty()
-            && service
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+            && service.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
         if !ok {
             return Err(ProfileError::InvalidService((*service).to_owned()));
         }
@@ -150,10 +140,7 @@ fn validate(p: &CliProfile<'_>) -> Result<(), ProfileError> {
         ("endpoint URL", p.endpoint_url),
     ] {
         if value.trim().is_empty() || value.chars().any(char::is_control) {
-            return Err(ProfileError::InvalidValue {
-                field,
-                value: value.to_owned(),
-            });
+            return Err(ProfileError::InvalidValue { field, value: value.to_owned() });
         }
     }
     Ok(())
@@ -190,25 +177,11 @@ fn credentials_sections(p: &CliProfile<'_>) -> Vec<Section> {
 fn config_sections(p: &CliProfile<'_>) -> Vec<Section> {
     let profile = Section::new(
         format!("profile {}", p.name),
-        &[
-            format!("region = {}", p.region),
-            format!("services = {}", p.name),
-        ],
+        &[format!("region = {}", p.region), format!("services = {}", p.name)],
     );
-    let endpoints: Vec<String> = p
-        .services
-        .iter()
-        .flat_map(|s| {
-            [
-                format!("{s} ="),
-                format!("  endpoint_url = {}", p.endpoint_url),
-            ]
-        })
-        .collect();
-    vec![
-        profile,
-        Section::new(format!("services {}", p.name), &endpoints),
-    ]
+    let endpoints: Vec<String> =
+        p.services.iter().flat_map(|s| [format!("{s} ="), format!("  endpoint_url = {}", p.endpoint_url)]).collect();
+    vec![profile, Section::new(format!("services {}", p.name), &endpoints)]
 }
 
 /// Puts `sections` into the file at `path`, creating it if needed.
@@ -241,10 +214,7 @@ fn upsert_sections(existing: &str, sections: &[Section]) -> String {
     let mut out = String::with_capacity(existing.len() + 256);
     let mut written = vec![false; sections.len()];
     for block in split_sections(existing) {
-        let owned = block
-            .name
-            .as_deref()
-            .and_then(|name| sections.iter().position(|s| s.name == name));
+        let owned = block.name.as_deref().and_then(|name| sections.iter().position(|s| s.name == name));
         let Some(i) = owned else {
             out.push_str(block.text);
             continue;
@@ -288,13 +258,7 @@ impl<'a> Block<'a> {
     /// The trailing comment and blank lines, which stay when the section is replaced.
     fn kept_tail(&self) -> &'a str {
         let lines: Vec<&str> = self.text.split_inclusive('\n').collect();
-        let kept = lines
-            .iter()
-            .skip(1)
-            .rev()
-            .take_while(|l| is_comment_or_blank(l))
-            .map(|l| l.len())
-            .sum::<usize>();
+        let kept = lines.iter().skip(1).rev().take_while(|l| is_comment_or_blank(l)).map(|l| l.len()).sum::<usize>();
         &self.text[self.text.len() - kept..]
     }
 }
@@ -313,10 +277,7 @@ fn split_sections(text: &str) -> Vec<Block<'_>> {
     for line in text.split_inclusive('\n') {
         if let Some(header) = section_name(line) {
             if offset > start || name.is_some() {
-                blocks.push(Block {
-                    name: name.take(),
-                    text: &text[start..offset],
-                });
+                blocks.push(Block { name: name.take(), text: &text[start..offset] });
             }
             start = offset;
             name = Some(header);
@@ -324,10 +285,7 @@ fn split_sections(text: &str) -> Vec<Block<'_>> {
         offset += line.len();
     }
     if offset > start || name.is_some() {
-        blocks.push(Block {
-            name,
-            text: &text[start..offset],
-        });
+        blocks.push(Block { name, text: &text[start..offset] });
     }
     blocks
 }
@@ -345,18 +303,9 @@ fn write_atomically(path: &Path, contents: &str) -> io::Result<()> {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)?;
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(
-        ".{file_name}.berth-{:016x}.tmp",
-        rand::random::<u64>()
-    ));
+    fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    let file_name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    let tmp = dir.join(format!(".{file_name}.berth-{:016x}.tmp", rand::random::<u64>()));
     let result = write_new_private_file(&tmp, contents).and_then(|()| fs::rename(&tmp, path));
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
@@ -367,11 +316,7 @@ fn write_atomically(path: &Path, contents: &str) -> io::Result<()> {
 }
 
 fn write_new_private_file(path: &Path, contents: &str) -> io::Result<()> {
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
+    let mut file = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
     // The umask may have taken bits away; 0600 exactly is what the clients expect.
     file.set_permissions(fs::Permissions::from_mode(0o600))?;
     file.write_all(contents.as_bytes())?;

@@ -192,10 +192,7 @@ fn check_time(signed: &SignedParams, now: DateTime<Utc>) -> Result<(), AuthError
         });
     }
     let (window, label) = match signed.expires {
-        Some(secs) => (
-            chrono::TimeDelta::seconds(secs.into()),
-            format!("{secs} sec"),
-        ),
+        Some(secs) => (chrono::TimeDelta::seconds(secs.into()), format!("{secs} sec")),
         None => (MAX_SKEW, "15 min".to_owned()),
     };
     if at < now - window {
@@ -240,8 +237,7 @@ fn check_signature(
         &scope.region,
         &scope.service,
     );
-    let unhashed =
-        canonical::request_without_payload(req, &signed.signed_headers, signed.presigned);
+    let unhashed = canonical::request_without_payload(req, &signed.signed_headers, signed.presigned);
     let mut strings_to_sign = Vec::with_capacity(payload_hashes.len());
     for payload_hash in payload_hashes {
         let mut creq = unhashed.clone();

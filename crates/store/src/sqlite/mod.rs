@@ -72,24 +72,13 @@ impl SqliteStore {
         let readers = Arc::new(ReadPool::open(path, READERS)?);
         let (changes, _) = broadcast::channel(WATCH_CAPACITY);
         let (queue, rx) = mpsc::channel();
-        let writer = Writer {
-            conn,
-            revision: Arc::clone(&revision),
-            changes: changes.clone(),
-        };
+        let writer = Writer { conn, revision: Arc::clone(&revision), changes: changes.clone() };
         let writer = std::thread::Builder::new()
             .name("berth-store-writer".into())
             .spawn(move || writer.run(rx))
             .map_err(StoreError::io(path))?;
         tracing::info!(path = %path.display(), revision = revision.load(Ordering::Acquire), "store opened");
-        Ok(Self {
-            queue: Some(queue),
-            writer: Some(writer),
-            readers,
-            revision,
-            changes,
-            path: path.to_owned(),
-        })
+        Ok(Self { queue: Some(queue), writer: Some(writer), readers, revision, changes, path: path.to_owned() })
     }
 
     /// The database file.
@@ -102,9 +91,7 @@ impl SqliteStore {
         txn.validate()?;
         let (reply, answer) = oneshot::channel();
         let queue = self.queue.as_ref().ok_or(StoreError::Closed)?;
-        queue
-            .send(Request { txn, reply })
-            .map_err(|_| StoreError::Closed)?;
+        queue.send(Request { txn, reply }).map_err(|_| StoreError::Closed)?;
         Ok(answer)
     }
 
@@ -119,12 +106,7 @@ impl SqliteStore {
             let work = move || readers.with(f);
             match tokio::runtime::Handle::try_current() {
                 Ok(runtime) => {
-                    runtime
-                        .spawn_blocking(work)
-                        .await
-                        .map_err(|e| StoreError::ReadTask {
-                            detail: e.to_string(),
-                        })?
+                    runtime.spawn_blocking(work).await.map_err(|e| StoreError::ReadTask { detail: e.to_string() })?
                 }
                 // Polled outside tokio: no blocking pool to borrow, so read inline.
                 Err(_) => work(),
@@ -185,9 +167,7 @@ fn sync_parent(path: &Path) -> Result<(), StoreError> {
         Some(parent) => parent,
         None => Path::new("."),
     };
-    fs::File::open(parent)
-        .and_then(|dir| dir.sync_all())
-        .map_err(StoreError::io(parent))
+    fs::File::open(parent).and_then(|dir| dir.sync_all()).map_err(StoreError::io(parent))
 }
 
 /// Opens the write connection with the settings durability depends on.
@@ -196,21 +176,15 @@ fn open_writer(path: &Path) -> Result<Connection, StoreError> {
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX
         | OpenFlags::SQLITE_OPEN_URI;
-    let conn = Connection::open_with_flags(path, flags)
-        .map_err(StoreError::sqlite("opening the database"))?;
-    conn.busy_timeout(BUSY_TIMEOUT)
-        .map_err(StoreError::sqlite("setting the busy timeout"))?;
+    let conn = Connection::open_with_flags(path, flags).map_err(StoreError::sqlite("opening the database"))?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(StoreError::sqlite("setting the busy timeout"))?;
     let mode: String = conn
         .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
         .map_err(StoreError::sqlite("enabling WAL mode"))?;
     if !mode.eq_ignore_ascii_case("wal") {
-        return Err(StoreError::corrupt(format!(
-            "`{}` refused WAL mode (journal mode is {mode})",
-            path.display()
-        )));
+        return Err(StoreError::corrupt(format!("`{}` refused WAL mode (journal mode is {mode})", path.display())));
     }
     // FULL: each COMMIT fsyncs the WAL, so an acknowledged txn survives power loss.
-    conn.pragma_update(None, "synchronous", "FULL")
-        .map_err(StoreError::sqlite("setting synchronous=FULL"))?;
+    conn.pragma_update(None, "synchronous", "FULL").map_err(StoreError::sqlite("setting synchronous=FULL"))?;
     Ok(conn)
 }

@@ -26,20 +26,12 @@ pub(crate) struct ReadPool {
 impl ReadPool {
     /// Opens `size` read-only connections to the (already migrated) database.
     pub(crate) fn open(path: &Path, size: usize) -> Result<Self, StoreError> {
-        let conns = (0..size.max(1))
-            .map(|_| open_reader(path).map(Mutex::new))
-            .collect::<Result<_, _>>()?;
-        Ok(Self {
-            conns,
-            next: AtomicUsize::new(0),
-        })
+        let conns = (0..size.max(1)).map(|_| open_reader(path).map(Mutex::new)).collect::<Result<_, _>>()?;
+        Ok(Self { conns, next: AtomicUsize::new(0) })
     }
 
     /// Runs `f` on a free connection, or waits for one. Blocks: call from a blocking thread.
-    pub(crate) fn with<T>(
-        &self,
-        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
+    pub(crate) fn with<T>(&self, f: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
         for conn in &self.conns {
             if let Ok(guard) = conn.try_lock() {
                 return f(&guard);
@@ -53,13 +45,9 @@ impl ReadPool {
 }
 
 fn open_reader(path: &Path) -> Result<Connection, StoreError> {
-    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
-        | OpenFlags::SQLITE_OPEN_NO_MUTEX
-        | OpenFlags::SQLITE_OPEN_URI;
-    let conn = Connection::open_with_flags(path, flags)
-        .map_err(StoreError::sqlite("opening a read connection"))?;
-    conn.busy_timeout(BUSY_TIMEOUT)
-        .map_err(StoreError::sqlite("setting the read busy timeout"))?;
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
+    let conn = Connection::open_with_flags(path, flags).map_err(StoreError::sqlite("opening a read connection"))?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(StoreError::sqlite("setting the read busy timeout"))?;
     // Room for every shape `list_sql` can produce, plus `get`.
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
@@ -70,27 +58,17 @@ pub(crate) fn get(conn: &Connection, key: &str) -> Result<Option<Record>, StoreE
     let mut stmt = conn
         .prepare_cached("SELECT key, value, version, revision FROM kv WHERE key = ?1")
         .map_err(StoreError::sqlite("preparing get"))?;
-    let row = stmt
-        .query_row([key], raw_record)
-        .optional()
-        .map_err(StoreError::sqlite("reading a key"))?;
+    let row = stmt.query_row([key], raw_record).optional().map_err(StoreError::sqlite("reading a key"))?;
     row.map(RawRecord::into_record).transpose()
 }
 
 /// The records matching `query`, as one range scan on the primary key.
 pub(crate) fn list(conn: &Connection, query: &ListQuery) -> Result<Vec<Record>, StoreError> {
     let (sql, params) = list_sql(query);
-    let mut stmt = conn
-        .prepare_cached(&sql)
-        .map_err(StoreError::sqlite("preparing list"))?;
-    let rows = stmt
-        .query_map(rusqlite::params_from_iter(params), raw_record)
-        .map_err(StoreError::sqlite("listing keys"))?;
-    rows.map(|row| {
-        row.map_err(StoreError::sqlite("listing keys"))?
-            .into_record()
-    })
-    .collect()
+    let mut stmt = conn.prepare_cached(&sql).map_err(StoreError::sqlite("preparing list"))?;
+    let rows =
+        stmt.query_map(rusqlite::params_from_iter(params), raw_record).map_err(StoreError::sqlite("listing keys"))?;
+    rows.map(|row| row.map_err(StoreError::sqlite("listing keys"))?.into_record()).collect()
 }
 
 /// Builds the list statement. Bounds are plain comparisons (not `LIKE`) so SQLite
@@ -105,18 +83,10 @@ fn list_sql(query: &ListQuery) -> (String, Vec<Value>) {
         params.push(Value::Text(end));
     }
     if let Some(after) = &query.start_after {
-        sql.push_str(if query.reverse {
-            " AND key < ?"
-        } else {
-            " AND key > ?"
-        });
+        sql.push_str(if query.reverse { " AND key < ?" } else { " AND key > ?" });
         params.push(Value::Text(after.clone()));
     }
-    sql.push_str(if query.reverse {
-        " ORDER BY key DESC"
-    } else {
-        " ORDER BY key ASC"
-    });
+    sql.push_str(if query.reverse { " ORDER BY key DESC" } else { " ORDER BY key ASC" });
     if let Some(limit) = query.limit {
         sql.push_str(" LIMIT ?");
         params.push(Value::Integer(i64::try_from(limit).unwrap_or(i64::MAX)));
@@ -158,30 +128,19 @@ struct RawRecord {
 }
 
 fn raw_record(row: &Row<'_>) -> rusqlite::Result<RawRecord> {
-    Ok(RawRecord {
-        key: row.get(0)?,
-        value: row.get(1)?,
-        version: row.get(2)?,
-        revision: row.get(3)?,
-    })
+    Ok(RawRecord { key: row.get(0)?, value: row.get(1)?, version: row.get(2)?, revision: row.get(3)? })
 }
 
 impl RawRecord {
     fn into_record(self) -> Result<Record, StoreError> {
         let version = to_u64(self.version, "version", &self.key)?;
         let revision = to_u64(self.revision, "revision", &self.key)?;
-        Ok(Record {
-            key: self.key,
-            value: self.value,
-            version,
-            revision,
-        })
+        Ok(Record { key: self.key, value: self.value, version, revision })
     }
 }
 
 fn to_u64(value: i64, what: &str, key: &str) -> Result<u64, StoreError> {
-    u64::try_from(value)
-        .map_err(|_| StoreError::corrupt(format!("key `{key}` has negative {what} {value}")))
+    u64::try_from(value).map_err(|_| StoreError::corrupt(format!("key `{key}` has negative {what} {value}")))
 }
 
 #[cfg(test)]

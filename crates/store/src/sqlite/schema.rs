@@ -51,11 +51,7 @@ pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreErr
     let found = stored_version(&tx)?;
     let supported = latest_version();
     if found > supported {
-        return Err(StoreError::SchemaTooNew {
-            path: path.to_owned(),
-            found,
-            supported,
-        });
+        return Err(StoreError::SchemaTooNew { path: path.to_owned(), found, supported });
     }
     if found == 0 && has_tables(&tx)? {
         return Err(StoreError::corrupt(format!(
@@ -66,33 +62,23 @@ pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreErr
     for migration in MIGRATIONS.iter().filter(|m| m.version > found) {
         apply(&tx, migration)?;
     }
-    tx.commit()
-        .map_err(StoreError::sqlite("committing the migration"))
+    tx.commit().map_err(StoreError::sqlite("committing the migration"))
 }
 
 /// Runs one migration and records its version.
 fn apply(conn: &Connection, migration: &Migration) -> Result<(), StoreError> {
     tracing::info!(version = migration.version, "migrating store schema");
-    conn.execute_batch(migration.sql)
-        .map_err(StoreError::sqlite("running a schema migration"))?;
-    let version = i64::try_from(migration.version)
-        .map_err(|_| StoreError::corrupt("schema version out of range"))?;
-    conn.execute(
-        "UPDATE meta SET value = ?1 WHERE name = 'schema_version'",
-        [version],
-    )
-    .map_err(StoreError::sqlite("recording the schema version"))?;
+    conn.execute_batch(migration.sql).map_err(StoreError::sqlite("running a schema migration"))?;
+    let version = i64::try_from(migration.version).map_err(|_| StoreError::corrupt("schema version out of range"))?;
+    conn.execute("UPDATE meta SET value = ?1 WHERE name = 'schema_version'", [version])
+        .map_err(StoreError::sqlite("recording the schema version"))?;
     Ok(())
 }
 
 /// The stored schema version; 0 for a fresh database (no `meta` table).
 fn stored_version(conn: &Connection) -> Result<u64, StoreError> {
     let has_meta = conn
-        .query_row(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'",
-            [],
-            |_| Ok(()),
-        )
+        .query_row("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'", [], |_| Ok(()))
         .optional()
         .map_err(StoreError::sqlite("looking for the meta table"))?
         .is_some();
@@ -100,26 +86,17 @@ fn stored_version(conn: &Connection) -> Result<u64, StoreError> {
         return Ok(0);
     }
     let value: Option<i64> = conn
-        .query_row(
-            "SELECT value FROM meta WHERE name = 'schema_version'",
-            [],
-            |row| row.get(0),
-        )
+        .query_row("SELECT value FROM meta WHERE name = 'schema_version'", [], |row| row.get(0))
         .optional()
         .map_err(StoreError::sqlite("reading the schema version"))?;
     let value = value.ok_or_else(|| StoreError::corrupt("meta has no schema_version row"))?;
-    u64::try_from(value)
-        .map_err(|_| StoreError::corrupt(format!("negative schema version {value}")))
+    u64::try_from(value).map_err(|_| StoreError::corrupt(format!("negative schema version {value}")))
 }
 
 /// Whether the database already holds tables, i.e. is not ours to initialise.
 fn has_tables(conn: &Connection) -> Result<bool, StoreError> {
-    conn.query_row(
-        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table')",
-        [],
-        |row| row.get(0),
-    )
-    .map_err(StoreError::sqlite("inspecting an unversioned database"))
+    conn.query_row("SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table')", [], |row| row.get(0))
+        .map_err(StoreError::sqlite("inspecting an unversioned database"))
 }
 
 #[cfg(test)]

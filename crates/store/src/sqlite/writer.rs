@@ -66,10 +66,7 @@ impl Writer {
 
     /// Applies, commits and answers one batch.
     fn commit_batch(&mut self, batch: Vec<Request>) {
-        let (txns, replies): (Vec<Txn>, Vec<_>) = batch
-            .into_iter()
-            .map(|Request { txn, reply }| (txn, reply))
-            .unzip();
+        let (txns, replies): (Vec<Txn>, Vec<_>) = batch.into_iter().map(|Request { txn, reply }| (txn, reply)).unzip();
         match self.apply_batch(txns) {
             Ok(applied) => self.publish(applied, replies),
             Err(error) => {
@@ -90,19 +87,13 @@ impl Writer {
         // Read back rather than trust memory, so the revision only ever moves on
         // from what is on disk.
         let start = read_revision(&tx)?;
-        let mut applied = Applied {
-            results: Vec::with_capacity(txns.len()),
-            changes: Vec::new(),
-            revision: start,
-        };
+        let mut applied = Applied { results: Vec::with_capacity(txns.len()), changes: Vec::new(), revision: start };
         for txn in txns {
             let outcome = apply_txn(&mut tx, txn, applied.revision + 1);
             if tx.is_autocommit() {
                 // SQLite rolled the whole transaction back (e.g. disk full): nothing
                 // in this batch can be committed any more.
-                return Err(outcome
-                    .err()
-                    .unwrap_or_else(|| StoreError::corrupt("group commit transaction vanished")));
+                return Err(outcome.err().unwrap_or_else(|| StoreError::corrupt("group commit transaction vanished")));
             }
             let result = outcome.map(|changes| {
                 if !changes.is_empty() {
@@ -139,21 +130,16 @@ fn finish_batch(tx: Transaction<'_>, start: u64, end: u64) -> Result<(), StoreEr
     if end != start {
         write_revision(&tx, end)?;
     }
-    tx.commit()
-        .map_err(StoreError::sqlite("committing a group commit"))
+    tx.commit().map_err(StoreError::sqlite("committing a group commit"))
 }
 
 /// Applies one txn in its own savepoint at revision `revision`; returns its changes
 /// (empty if it changed nothing). On error the savepoint is rolled back.
 fn apply_txn(tx: &mut Transaction<'_>, txn: Txn, revision: u64) -> Result<Vec<Change>, StoreError> {
-    let savepoint = tx
-        .savepoint()
-        .map_err(StoreError::sqlite("opening a txn savepoint"))?;
+    let savepoint = tx.savepoint().map_err(StoreError::sqlite("opening a txn savepoint"))?;
     // Dropping the savepoint without commit rolls it back.
     let changes = check_and_write(&savepoint, txn, revision)?;
-    savepoint
-        .commit()
-        .map_err(StoreError::sqlite("releasing a txn savepoint"))?;
+    savepoint.commit().map_err(StoreError::sqlite("releasing a txn savepoint"))?;
     Ok(changes)
 }
 
@@ -163,9 +149,7 @@ fn check_and_write(conn: &Connection, txn: Txn, revision: u64) -> Result<Vec<Cha
     for op in &txn.ops {
         let version = current_version(conn, op.key())?;
         if !op.expect().matches(version) {
-            return Err(StoreError::Conflict {
-                key: op.key().to_owned(),
-            });
+            return Err(StoreError::Conflict { key: op.key().to_owned() });
         }
         current.push(version);
     }
@@ -179,34 +163,21 @@ fn check_and_write(conn: &Connection, txn: Txn, revision: u64) -> Result<Vec<Cha
 }
 
 /// Writes one checked op; `None` when it changed nothing (delete of an absent key).
-fn write_op(
-    conn: &Connection,
-    op: Op,
-    version: Option<u64>,
-    revision: u64,
-) -> Result<Option<Change>, StoreError> {
+fn write_op(conn: &Connection, op: Op, version: Option<u64>, revision: u64) -> Result<Option<Change>, StoreError> {
     match op {
         Op::Put { key, value, .. } => {
             let next = match version {
                 None => 1,
-                Some(v) => v.checked_add(1).ok_or_else(|| {
-                    StoreError::corrupt(format!("version of key `{key}` overflows"))
-                })?,
+                Some(v) => {
+                    v.checked_add(1).ok_or_else(|| StoreError::corrupt(format!("version of key `{key}` overflows")))?
+                }
             };
             put(conn, &key, &value, next, revision)?;
-            Ok(Some(Change {
-                revision,
-                key,
-                value: Some(value),
-            }))
+            Ok(Some(Change { revision, key, value: Some(value) }))
         }
         Op::Delete { key, .. } if version.is_some() => {
             delete(conn, &key)?;
-            Ok(Some(Change {
-                revision,
-                key,
-                value: None,
-            }))
+            Ok(Some(Change { revision, key, value: None }))
         }
         Op::Delete { .. } => Ok(None),
     }
@@ -218,20 +189,11 @@ fn current_version(conn: &Connection, key: &str) -> Result<Option<u64>, StoreErr
         .and_then(|mut stmt| stmt.query_row([key], |row| row.get(0)).optional())
         .map_err(StoreError::sqlite("reading a key version"))?;
     version
-        .map(|v| {
-            u64::try_from(v)
-                .map_err(|_| StoreError::corrupt(format!("key `{key}` has negative version {v}")))
-        })
+        .map(|v| u64::try_from(v).map_err(|_| StoreError::corrupt(format!("key `{key}` has negative version {v}"))))
         .transpose()
 }
 
-fn put(
-    conn: &Connection,
-    key: &str,
-    value: &[u8],
-    version: u64,
-    revision: u64,
-) -> Result<(), StoreError> {
+fn put(conn: &Connection, key: &str, value: &[u8], version: u64, revision: u64) -> Result<(), StoreError> {
     let version = to_i64(version)?;
     let revision = to_i64(revision)?;
     conn.prepare_cached(
@@ -258,8 +220,7 @@ pub(crate) fn read_revision(conn: &Connection) -> Result<u64, StoreError> {
         .and_then(|mut stmt| stmt.query_row([], |row| row.get(0)).optional())
         .map_err(StoreError::sqlite("reading the store revision"))?;
     let value = value.ok_or_else(|| StoreError::corrupt("meta has no revision row"))?;
-    u64::try_from(value)
-        .map_err(|_| StoreError::corrupt(format!("negative store revision {value}")))
+    u64::try_from(value).map_err(|_| StoreError::corrupt(format!("negative store revision {value}")))
 }
 
 fn write_revision(conn: &Connection, revision: u64) -> Result<(), StoreError> {
@@ -271,8 +232,7 @@ fn write_revision(conn: &Connection, revision: u64) -> Result<(), StoreError> {
 }
 
 fn to_i64(n: u64) -> Result<i64, StoreError> {
-    i64::try_from(n)
-        .map_err(|_| StoreError::corrupt(format!("number {n} exceeds SQLite's integer range")))
+    i64::try_from(n).map_err(|_| StoreError::corrupt(format!("number {n} exceeds SQLite's integer range")))
 }
 
 #[cfg(test)]

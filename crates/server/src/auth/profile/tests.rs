@@ -18,10 +18,7 @@ fn profile(endpoint_url: &str) -> CliProfile<'_> {
 }
 
 fn paths_in(dir: &Path) -> ProfilePaths {
-    ProfilePaths {
-        credentials: dir.join(".aws").join("credentials"),
-        config: dir.join(".aws").join("config"),
-    }
+    ProfilePaths { credentials: dir.join(".aws").join("credentials"), config: dir.join(".aws").join("config") }
 }
 
 fn read(path: &Path) -> String {
@@ -70,10 +67,7 @@ fn fresh_files_are_created_private() {
 fn several_services_each_get_an_endpoint() {
     let dir = tempfile::tempdir().expect("tempdir");
     let paths = paths_in(dir.path());
-    let p = CliProfile {
-        services: &["ecs", "cloudwatch_logs"],
-        ..profile("http://h:1")
-    };
+    let p = CliProfile { services: &["ecs", "cloudwatch_logs"], ..profile("http://h:1") };
     write_cli_profile_to(&p, &paths).expect("written");
     assert!(read(&paths.config).ends_with(
         "[services berth]\necs =\n  endpoint_url = http://h:1\ncloudwatch_logs =\n  endpoint_url = http://h:1\n"
@@ -110,10 +104,7 @@ fn unrelated_profiles_and_comments_are_kept_byte_for_byte() {
     fs::write(&paths.credentials, OTHER_CREDENTIALS).expect("seed");
     fs::write(&paths.config, OTHER_CONFIG).expect("seed");
     write_cli_profile_to(&profile("http://127.0.0.1:9270"), &paths).expect("written");
-    assert_eq!(
-        read(&paths.credentials),
-        format!("{OTHER_CREDENTIALS}\n\n{CREDENTIALS}")
-    );
+    assert_eq!(read(&paths.credentials), format!("{OTHER_CREDENTIALS}\n\n{CREDENTIALS}"));
     assert_eq!(read(&paths.config), format!("{OTHER_CONFIG}\n{CONFIG}"));
 }
 
@@ -127,10 +118,7 @@ fn rewriting_with_a_new_port_replaces_the_old_values_in_place() {
     fs::write(&paths.config, format!("{before}{CONFIG}\n{after}")).expect("seed");
     write_cli_profile_to(&profile("http://127.0.0.1:9999"), &paths).expect("written");
     let config = read(&paths.config);
-    assert_eq!(
-        config,
-        format!("{before}{}\n{after}", CONFIG.replace("9270", "9999"))
-    );
+    assert_eq!(config, format!("{before}{}\n{after}", CONFIG.replace("9270", "9999")));
 }
 
 #[test]
@@ -154,17 +142,10 @@ fn duplicate_sections_are_merged_into_one() {
     let seeded = "[berth]\naws_access_key_id = OLD1\n\n[default]\naws_access_key_id = D\n\n\
                   [ berth ]\naws_access_key_id = OLD2\naws_secret_access_key = OLD\n";
     fs::write(&paths.credentials, seeded).expect("seed");
-    fs::write(
-        &paths.config,
-        "[profile  berth]\nregion = x\n[profile berth]\noutput = text\n",
-    )
-    .expect("seed");
+    fs::write(&paths.config, "[profile  berth]\nregion = x\n[profile berth]\noutput = text\n").expect("seed");
     write_cli_profile_to(&profile("http://127.0.0.1:9270"), &paths).expect("written");
     let credentials = read(&paths.credentials);
-    assert_eq!(
-        credentials,
-        format!("{CREDENTIALS}\n[default]\naws_access_key_id = D\n\n")
-    );
+    assert_eq!(credentials, format!("{CREDENTIALS}\n[default]\naws_access_key_id = D\n\n"));
     let config = read(&paths.config);
     assert_eq!(config.matches("[profile berth]").count(), 1, "{config}");
     assert_eq!(config.matches("[services berth]").count(), 1, "{config}");
@@ -180,10 +161,7 @@ fn a_symlinked_file_is_written_through() {
     fs::write(&real, "[default]\naws_access_key_id = D\n").expect("seed");
     std::os::unix::fs::symlink(&real, &paths.credentials).expect("symlink");
     write_cli_profile_to(&profile("http://127.0.0.1:9270"), &paths).expect("written");
-    assert!(fs::symlink_metadata(&paths.credentials)
-        .expect("link")
-        .file_type()
-        .is_symlink());
+    assert!(fs::symlink_metadata(&paths.credentials).expect("link").file_type().is_symlink());
     assert!(read(&real).ends_with(CREDENTIALS));
 }
 
@@ -192,22 +170,10 @@ fn invalid_input_is_refused_before_anything_is_written() {
     let dir = tempfile::tempdir().expect("tempdir");
     let paths = paths_in(dir.path());
     let cases = [
-        CliProfile {
-            name: "two words",
-            ..profile("http://h:1")
-        },
-        CliProfile {
-            name: "",
-            ..profile("http://h:1")
-        },
-        CliProfile {
-            region: "us-east-1\n[default]",
-            ..profile("http://h:1")
-        },
-        CliProfile {
-            services: &["ECS"],
-            ..profile("http://h:1")
-        },
+        CliProfile { name: "two words", ..profile("http://h:1") },
+        CliProfile { name: "", ..profile("http://h:1") },
+        CliProfile { region: "us-east-1\n[default]", ..profile("http://h:1") },
+        CliProfile { services: &["ECS"], ..profile("http://h:1") },
         profile(""),
     ];
     for p in cases {
@@ -220,11 +186,7 @@ fn invalid_input_is_refused_before_anything_is_written() {
 #[test]
 fn paths_follow_the_environment_like_botocore() {
     let env = |vars: &'static [(&'static str, &'static str)]| {
-        move |name: &str| {
-            vars.iter()
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| OsString::from(v))
-        }
+        move |name: &str| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| OsString::from(v))
     };
     let paths = ProfilePaths::resolve(env(&[("HOME", "/home/u")])).expect("resolved");
     assert_eq!(paths.credentials, PathBuf::from("/home/u/.aws/credentials"));
@@ -281,10 +243,7 @@ fn botocore_picks_up_the_profile() {
             eprintln!("skipped: python3 has no boto3");
             return;
         }
-        Ok(output) => panic!(
-            "python3 failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        ),
+        Ok(output) => panic!("python3 failed: {}", String::from_utf8_lossy(&output.stderr)),
         Err(e) => {
             eprintln!("skipped: no python3 ({e})");
             return;
@@ -292,13 +251,7 @@ fn botocore_picks_up_the_profile() {
     };
     let stdout = String::from_utf8_lossy(&output.stdout);
     let mut lines = stdout.lines();
-    assert_eq!(
-        lines.next(),
-        Some("http://127.0.0.1:9270 us-east-1 AKIDBERTH")
-    );
+    assert_eq!(lines.next(), Some("http://127.0.0.1:9270 us-east-1 AKIDBERTH"));
     let sqs = lines.next().unwrap_or_default();
-    assert!(
-        sqs.contains("amazonaws.com"),
-        "only the listed services go to berth: {sqs}"
-    );
+    assert!(sqs.contains("amazonaws.com"), "only the listed services go to berth: {sqs}");
 }

@@ -32,9 +32,7 @@ fn fixture() -> Fixture {
 }
 
 fn now(fixture: &Fixture) -> DateTime<Utc> {
-    NaiveDateTime::parse_from_str(&fixture.now, "%Y%m%dT%H%M%SZ")
-        .expect("fixture time")
-        .and_utc()
+    NaiveDateTime::parse_from_str(&fixture.now, "%Y%m%dT%H%M%SZ").expect("fixture time").and_utc()
 }
 
 impl Captured {
@@ -50,26 +48,14 @@ impl Captured {
     }
 
     fn body(&self) -> Vec<u8> {
-        base64::engine::general_purpose::STANDARD
-            .decode(&self.body_base64)
-            .expect("body")
+        base64::engine::general_purpose::STANDARD.decode(&self.body_base64).expect("body")
     }
 
-    fn verify_with(
-        &self,
-        now: DateTime<Utc>,
-        akid: &str,
-        secret: &str,
-    ) -> Result<Caller, AuthError> {
+    fn verify_with(&self, now: DateTime<Utc>, akid: &str, secret: &str) -> Result<Caller, AuthError> {
         let headers = self.header_map();
         let body = self.body();
-        let req = Request {
-            method: &self.method,
-            path: &self.path,
-            query: &self.query,
-            headers: &headers,
-            body: &body,
-        };
+        let req =
+            Request { method: &self.method, path: &self.path, query: &self.query, headers: &headers, body: &body };
         verify(&req, now, |id| (id == akid).then(|| secret.to_owned()))
     }
 }
@@ -91,28 +77,12 @@ fn every_botocore_signed_request_verifies() {
     assert!(fixture.requests.len() >= 9, "fixture lost cases");
     for captured in &fixture.requests {
         let caller = captured
-            .verify_with(
-                now(&fixture),
-                &fixture.access_key_id,
-                &fixture.secret_access_key,
-            )
+            .verify_with(now(&fixture), &fixture.access_key_id, &fixture.secret_access_key)
             .unwrap_or_else(|e| panic!("{}: {e}", captured.name));
-        assert_eq!(
-            caller.access_key_id, fixture.access_key_id,
-            "{}",
-            captured.name
-        );
+        assert_eq!(caller.access_key_id, fixture.access_key_id, "{}", captured.name);
         assert_eq!(caller.region, "us-east-1", "{}", captured.name);
-        assert_eq!(
-            caller.service,
-            expected_service(&captured.name),
-            "{}",
-            captured.name
-        );
-        let token = captured
-            .name
-            .contains("session_token")
-            .then(|| fixture.session_token.clone());
+        assert_eq!(caller.service, expected_service(&captured.name), "{}", captured.name);
+        let token = captured.name.contains("session_token").then(|| fixture.session_token.clone());
         assert_eq!(caller.session_token, token, "{}", captured.name);
     }
 }
@@ -121,14 +91,9 @@ fn every_botocore_signed_request_verifies() {
 fn botocore_signed_requests_fail_with_another_secret() {
     let fixture = fixture();
     for captured in &fixture.requests {
-        let err = captured
-            .verify_with(now(&fixture), &fixture.access_key_id, "not-the-secret")
-            .expect_err(&captured.name);
-        assert!(
-            matches!(err, AuthError::SignatureMismatch),
-            "{}: {err:?}",
-            captured.name
-        );
+        let err =
+            captured.verify_with(now(&fixture), &fixture.access_key_id, "not-the-secret").expect_err(&captured.name);
+        assert!(matches!(err, AuthError::SignatureMismatch), "{}: {err:?}", captured.name);
     }
 }
 
@@ -137,9 +102,7 @@ fn botocore_signed_request_expires_after_fifteen_minutes() {
     let fixture = fixture();
     let captured = &fixture.requests[0];
     let late = now(&fixture) + chrono::TimeDelta::minutes(16);
-    let err = captured
-        .verify_with(late, &fixture.access_key_id, &fixture.secret_access_key)
-        .expect_err("expired");
+    let err = captured.verify_with(late, &fixture.access_key_id, &fixture.secret_access_key).expect_err("expired");
     assert_eq!(
         err.to_string(),
         "Signature expired: 20260102T030405Z is now earlier than 20260102T030505Z \

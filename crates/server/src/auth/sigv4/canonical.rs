@@ -8,11 +8,7 @@ use percent_encoding::{percent_decode, percent_encode, AsciiSet, NON_ALPHANUMERI
 use super::Request;
 
 /// Everything but SigV4's unreserved characters `A-Za-z0-9-_.~` is percent-encoded.
-const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
+const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
 /// In the path, `/` separates segments and stays as it is.
 const PATH_UNRESERVED: &AsciiSet = &UNRESERVED.remove(b'/');
 
@@ -25,11 +21,7 @@ const SIGNATURE_PARAM: &[u8] = b"X-Amz-Signature";
 /// ```text
 /// METHOD\nCANONICAL_URI\nCANONICAL_QUERY\nCANONICAL_HEADERS\n\nSIGNED_HEADERS\n
 /// ```
-pub(super) fn request_without_payload(
-    req: &Request<'_>,
-    signed_headers: &str,
-    presigned: bool,
-) -> Vec<u8> {
+pub(super) fn request_without_payload(req: &Request<'_>, signed_headers: &str, presigned: bool) -> Vec<u8> {
     let mut out = Vec::with_capacity(512);
     out.extend_from_slice(req.method.as_bytes());
     out.push(b'\n');
@@ -80,10 +72,7 @@ pub(super) fn query(raw_query: &str, presigned: bool) -> String {
         .into_iter()
         .filter(|(name, _)| !(presigned && name == SIGNATURE_PARAM))
         .map(|(name, value)| {
-            (
-                percent_encode(&name, UNRESERVED).to_string(),
-                percent_encode(&value, UNRESERVED).to_string(),
-            )
+            (percent_encode(&name, UNRESERVED).to_string(), percent_encode(&value, UNRESERVED).to_string())
         })
         .collect();
     pairs.sort();

@@ -43,10 +43,7 @@ pub(super) struct Scope {
 impl Scope {
     /// The scope as it appears in the string to sign (without the access key id).
     pub fn to_scope_string(&self) -> String {
-        format!(
-            "{}/{}/{}/{TERMINATOR}",
-            self.date, self.region, self.service
-        )
+        format!("{}/{}/{}/{TERMINATOR}", self.date, self.region, self.service)
     }
 }
 
@@ -77,26 +74,16 @@ impl RequestTime {
                      See http://en.wikipedia.org/wiki/ISO_8601"
                 ))
             })?;
-        Ok(Self {
-            iso: Self::format(at),
-            at,
-        })
+        Ok(Self { iso: Self::format(at), at })
     }
 
     /// Parses an HTTP `Date` header (RFC 1123), which the spec allows instead of
     /// `X-Amz-Date`; the string to sign then carries it in `X-Amz-Date` form.
     fn from_http_date(value: &str) -> Result<Self, AuthError> {
         let at = DateTime::parse_from_rfc2822(value)
-            .map_err(|_| {
-                AuthError::IncompleteSignature(format!(
-                    "Date must be in RFC 1123 format. Got '{value}'."
-                ))
-            })?
+            .map_err(|_| AuthError::IncompleteSignature(format!("Date must be in RFC 1123 format. Got '{value}'.")))?
             .with_timezone(&Utc);
-        Ok(Self {
-            iso: Self::format(at),
-            at,
-        })
+        Ok(Self { iso: Self::format(at), at })
     }
 }
 
@@ -134,26 +121,17 @@ fn from_header(req: &Request<'_>, authorization: &str) -> Result<SignedParams, A
         }
     }
     if amz_date.is_none() && http_date.is_none() {
-        missing.push(
-            "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header."
-                .to_owned(),
-        );
+        missing.push("Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.".to_owned());
     }
-    let (Some(credential), Some(signature), Some(signed_headers), true) = (
-        fields.credential,
-        fields.signature,
-        fields.signed_headers,
-        missing.is_empty(),
-    ) else {
+    let (Some(credential), Some(signature), Some(signed_headers), true) =
+        (fields.credential, fields.signature, fields.signed_headers, missing.is_empty())
+    else {
         missing.push(format!("Authorization={authorization}"));
         return Err(AuthError::IncompleteSignature(missing.join(" ")));
     };
     let (time, date_header) = match amz_date {
         Some(value) => (RequestTime::from_amz_date(&value)?, "X-Amz-Date"),
-        None => (
-            RequestTime::from_http_date(&http_date.unwrap_or_default())?,
-            "Date",
-        ),
+        None => (RequestTime::from_http_date(&http_date.unwrap_or_default())?, "Date"),
     };
     check_signed_headers(&signed_headers, Some(date_header))?;
     let scope = parse_scope(&credential, &time)?;
@@ -163,8 +141,7 @@ fn from_header(req: &Request<'_>, authorization: &str) -> Result<SignedParams, A
         signature,
         time,
         expires: None,
-        session_token: header_str(req, "x-amz-security-token")
-            .or_else(|| query_str(req, "X-Amz-Security-Token")),
+        session_token: header_str(req, "x-amz-security-token").or_else(|| query_str(req, "X-Amz-Security-Token")),
         presigned: false,
     })
 }
@@ -182,9 +159,7 @@ struct HeaderFields {
 /// naming the header by its hash rather than echoing it.
 fn header_fields(authorization: &str) -> Result<HeaderFields, AuthError> {
     let trimmed = authorization.trim();
-    let (algorithm, rest) = trimmed
-        .split_once(|c: char| c.is_ascii_whitespace())
-        .unwrap_or((trimmed, ""));
+    let (algorithm, rest) = trimmed.split_once(|c: char| c.is_ascii_whitespace()).unwrap_or((trimmed, ""));
     let mut fields = HeaderFields::default();
     if algorithm != ALGORITHM {
         return Ok(fields);
@@ -212,15 +187,10 @@ fn header_fields(authorization: &str) -> Result<HeaderFields, AuthError> {
 /// The presigned-URL form: `X-Amz-Algorithm`, `X-Amz-Credential`, ... in the query.
 fn from_query(req: &Request<'_>, query: &[(Vec<u8>, Vec<u8>)]) -> Result<SignedParams, AuthError> {
     let get = |name: &str| {
-        query
-            .iter()
-            .find(|(k, _)| k == name.as_bytes())
-            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+        query.iter().find(|(k, _)| k == name.as_bytes()).map(|(_, v)| String::from_utf8_lossy(v).into_owned())
     };
     if get("X-Amz-Algorithm").as_deref() != Some(ALGORITHM) {
-        return Err(AuthError::IncompleteSignature(format!(
-            "X-Amz-Algorithm only supports \"{ALGORITHM}\""
-        )));
+        return Err(AuthError::IncompleteSignature(format!("X-Amz-Algorithm only supports \"{ALGORITHM}\"")));
     }
     let (Some(credential), Some(signature), Some(date), Some(signed_headers), Some(expires)) = (
         get("X-Amz-Credential"),
@@ -246,17 +216,15 @@ fn from_query(req: &Request<'_>, query: &[(Vec<u8>, Vec<u8>)]) -> Result<SignedP
         signature,
         time,
         expires: Some(expires),
-        session_token: get("X-Amz-Security-Token")
-            .or_else(|| header_str(req, "x-amz-security-token")),
+        session_token: get("X-Amz-Security-Token").or_else(|| header_str(req, "x-amz-security-token")),
         presigned: true,
     })
 }
 
 /// `X-Amz-Expires`: whole seconds, at most a week.
 fn parse_expires(value: &str) -> Result<u32, AuthError> {
-    let secs: u32 = value.parse().map_err(|_| {
-        AuthError::IncompleteSignature("X-Amz-Expires should be a number".to_owned())
-    })?;
+    let secs: u32 =
+        value.parse().map_err(|_| AuthError::IncompleteSignature("X-Amz-Expires should be a number".to_owned()))?;
     if secs > MAX_EXPIRES_SECS {
         return Err(AuthError::IncompleteSignature(format!(
             "X-Amz-Expires must be less than a week (in seconds) that is {MAX_EXPIRES_SECS}"
@@ -268,20 +236,16 @@ fn parse_expires(value: &str) -> Result<u32, AuthError> {
 /// Requires `host` among the signed headers (AWS does: it binds the signature to the
 /// endpoint), and the header that carries the request time, when it is a header.
 fn check_signed_headers(signed_headers: &str, date_header: Option<&str>) -> Result<(), AuthError> {
-    let signed = |name: &str| {
-        signed_headers
-            .split(';')
-            .any(|h| h.trim().eq_ignore_ascii_case(name))
-    };
+    let signed = |name: &str| signed_headers.split(';').any(|h| h.trim().eq_ignore_ascii_case(name));
     if !signed("host") {
         return Err(AuthError::IncompleteSignature(
             "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.".to_owned(),
         ));
     }
     match date_header {
-        Some(name) if !signed(name) => Err(AuthError::IncompleteSignature(format!(
-            "'{name}' must be a 'SignedHeader' in the AWS Authorization."
-        ))),
+        Some(name) if !signed(name) => {
+            Err(AuthError::IncompleteSignature(format!("'{name}' must be a 'SignedHeader' in the AWS Authorization.")))
+        }
         _ => Ok(()),
     }
 }
@@ -300,11 +264,7 @@ fn parse_scope(credential: &str, time: &RequestTime) -> Result<Scope, AuthError>
             "Credential should be scoped with a valid terminator: '{TERMINATOR}', not '{terminator}'."
         )));
     }
-    for (value, what) in [
-        (access_key_id, "access key id"),
-        (region, "region"),
-        (service, "service"),
-    ] {
+    for (value, what) in [(access_key_id, "access key id"), (region, "region"), (service, "service")] {
         if value.is_empty() {
             return Err(AuthError::IncompleteSignature(format!(
                 "Credential should be scoped to a valid {what}, not ''."
@@ -329,9 +289,7 @@ fn parse_scope(credential: &str, time: &RequestTime) -> Result<Scope, AuthError>
 
 /// A header's value as text (lossy: the signature check sees the raw bytes anyway).
 fn header_str(req: &Request<'_>, name: &str) -> Option<String> {
-    req.headers
-        .get(name)
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_owned())
+    req.headers.get(name).map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_owned())
 }
 
 /// A decoded query parameter's value.

@@ -39,36 +39,20 @@ struct Signing {
 
 impl Signing {
     fn headers(service: &'static str) -> Self {
-        Self {
-            service,
-            session_token: None,
-            settings: SigningSettings::default(),
-            unsigned_payload: false,
-        }
+        Self { service, session_token: None, settings: SigningSettings::default(), unsigned_payload: false }
     }
 
     fn presigned(expires: Duration) -> Self {
         let mut settings = SigningSettings::default();
         settings.signature_location = SignatureLocation::QueryParams;
         settings.expires_in = Some(expires);
-        Self {
-            service: "ecs",
-            session_token: None,
-            settings,
-            unsigned_payload: true,
-        }
+        Self { service: "ecs", session_token: None, settings, unsigned_payload: true }
     }
 }
 
 /// Signs `req` in place with the AWS SDK's signer.
 fn sdk_sign(req: &mut http::Request<Vec<u8>>, signing: Signing) {
-    let creds = Credentials::new(
-        AKID,
-        SECRET,
-        signing.session_token.map(str::to_owned),
-        None,
-        "test",
-    );
+    let creds = Credentials::new(AKID, SECRET, signing.session_token.map(str::to_owned), None, "test");
     let identity: Identity = creds.into();
     let params = SigningParams::builder()
         .identity(&identity)
@@ -79,29 +63,15 @@ fn sdk_sign(req: &mut http::Request<Vec<u8>>, signing: Signing) {
         .build()
         .expect("signing params")
         .into();
-    let body = if signing.unsigned_payload {
-        SignableBody::UnsignedPayload
-    } else {
-        SignableBody::Bytes(req.body())
-    };
-    let headers = req
-        .headers()
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.to_str().expect("ascii header")));
-    let signable =
-        SignableRequest::new(req.method().as_str(), req.uri().to_string(), headers, body)
-            .expect("signable");
+    let body = if signing.unsigned_payload { SignableBody::UnsignedPayload } else { SignableBody::Bytes(req.body()) };
+    let headers = req.headers().iter().map(|(k, v)| (k.as_str(), v.to_str().expect("ascii header")));
+    let signable = SignableRequest::new(req.method().as_str(), req.uri().to_string(), headers, body).expect("signable");
     let (instructions, _) = sign(signable, &params).expect("sign").into_parts();
     instructions.apply_to_request_http1x(req);
 }
 
 /// A request as a client would send it: `Host` set from the URI, like every HTTP client.
-fn request(
-    method: &str,
-    path_and_query: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> http::Request<Vec<u8>> {
+fn request(method: &str, path_and_query: &str, headers: &[(&str, &str)], body: &[u8]) -> http::Request<Vec<u8>> {
     let mut builder = http::Request::builder()
         .method(method)
         .uri(format!("{ENDPOINT}{path_and_query}"))
@@ -117,11 +87,7 @@ fn ecs_call(target: &str, body: &str) -> http::Request<Vec<u8>> {
     request(
         "POST",
         "/",
-        &[
-            ("x-amz-target", target),
-            ("content-type", "application/x-amz-json-1.1"),
-            ("user-agent", "aws-cli/1.45.11"),
-        ],
+        &[("x-amz-target", target), ("content-type", "application/x-amz-json-1.1"), ("user-agent", "aws-cli/1.45.11")],
         body.as_bytes(),
     )
 }
@@ -148,15 +114,11 @@ fn check(req: &http::Request<Vec<u8>>) -> Result<Caller, AuthError> {
 }
 
 fn set_header(req: &mut http::Request<Vec<u8>>, name: &'static str, value: &str) {
-    req.headers_mut()
-        .insert(name, HeaderValue::from_str(value).expect("header value"));
+    req.headers_mut().insert(name, HeaderValue::from_str(value).expect("header value"));
 }
 
 fn authorization(req: &http::Request<Vec<u8>>) -> String {
-    req.headers()["authorization"]
-        .to_str()
-        .expect("ascii")
-        .to_owned()
+    req.headers()["authorization"].to_str().expect("ascii").to_owned()
 }
 
 /// Asserts the error type and returns the message.
@@ -187,10 +149,7 @@ fn form_encoded_query_protocol_post_verifies() {
     let mut req = request(
         "POST",
         "/",
-        &[(
-            "content-type",
-            "application/x-www-form-urlencoded; charset=utf-8",
-        )],
+        &[("content-type", "application/x-www-form-urlencoded; charset=utf-8")],
         b"Action=ListUsers&Version=2010-05-08&PathPrefix=%2Fa+b%2F",
     );
     sdk_sign(&mut req, Signing::headers("iam"));
@@ -220,18 +179,12 @@ fn session_token_is_verified_and_reported() {
     signing.session_token = Some("IQoJb3JpZ2luX2VjEJr//token+with/slashes==");
     sdk_sign(&mut req, signing);
     let caller = check(&req).expect("verifies");
-    assert_eq!(
-        caller.session_token.as_deref(),
-        Some("IQoJb3JpZ2luX2VjEJr//token+with/slashes==")
-    );
+    assert_eq!(caller.session_token.as_deref(), Some("IQoJb3JpZ2luX2VjEJr//token+with/slashes=="));
 }
 
 #[test]
 fn content_sha256_header_verifies() {
-    let mut req = ecs_call(
-        "AmazonEC2ContainerServiceV20141113.ListClusters",
-        "{\"maxResults\":5}",
-    );
+    let mut req = ecs_call("AmazonEC2ContainerServiceV20141113.ListClusters", "{\"maxResults\":5}");
     let mut signing = Signing::headers("ecs");
     signing.settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
     sdk_sign(&mut req, signing);
@@ -266,18 +219,14 @@ fn presigned_url_with_session_token_reports_it() {
     let mut signing = Signing::presigned(Duration::from_secs(60));
     signing.session_token = Some("presigned-token");
     sdk_sign(&mut req, signing);
-    assert_eq!(
-        check(&req).expect("verifies").session_token.as_deref(),
-        Some("presigned-token")
-    );
+    assert_eq!(check(&req).expect("verifies").session_token.as_deref(), Some("presigned-token"));
 }
 
 #[test]
 fn unsigned_headers_may_change() {
     let mut req = signed_ecs_call();
     set_header(&mut req, "user-agent", "something else");
-    req.headers_mut()
-        .insert("x-amzn-trace-id", HeaderValue::from_static("Root=1"));
+    req.headers_mut().insert("x-amzn-trace-id", HeaderValue::from_static("Root=1"));
     check(&req).expect("user-agent is not signed");
 }
 
@@ -302,20 +251,13 @@ fn tampered_body() {
     let mut req = signed_ecs_call();
     *req.body_mut() = b"{ }".to_vec();
     let message = expect_error(check(&req), "InvalidSignatureException");
-    assert!(
-        message.starts_with("The request signature we calculated does not match"),
-        "{message}"
-    );
+    assert!(message.starts_with("The request signature we calculated does not match"), "{message}");
 }
 
 #[test]
 fn tampered_signed_header() {
     let mut req = signed_ecs_call();
-    set_header(
-        &mut req,
-        "x-amz-target",
-        "AmazonEC2ContainerServiceV20141113.DeleteCluster",
-    );
+    set_header(&mut req, "x-amz-target", "AmazonEC2ContainerServiceV20141113.DeleteCluster");
     expect_error(check(&req), "InvalidSignatureException");
 }
 
@@ -328,33 +270,17 @@ fn tampered_host_method_path_and_query() {
 
     let headers = signed.headers().clone();
     for (method, path, query) in [("PUT", "/", ""), ("POST", "/x", ""), ("POST", "/", "a=1")] {
-        let req = Request {
-            method,
-            path,
-            query,
-            headers: &headers,
-            body: signed.body(),
-        };
+        let req = Request { method, path, query, headers: &headers, body: signed.body() };
         let err = verify(&req, signed_at(), secret_for).expect_err(method);
-        assert!(
-            matches!(err, AuthError::SignatureMismatch),
-            "{method} {path}?{query}: {err:?}"
-        );
+        assert!(matches!(err, AuthError::SignatureMismatch), "{method} {path}?{query}: {err:?}");
     }
 }
 
 #[test]
 fn wrong_secret() {
     let req = signed_ecs_call();
-    let request = Request {
-        method: "POST",
-        path: "/",
-        query: "",
-        headers: req.headers(),
-        body: req.body(),
-    };
-    let err =
-        verify(&request, signed_at(), |_| Some("wrong".to_owned())).expect_err("wrong secret");
+    let request = Request { method: "POST", path: "/", query: "", headers: req.headers(), body: req.body() };
+    let err = verify(&request, signed_at(), |_| Some("wrong".to_owned())).expect_err("wrong secret");
     assert_eq!(err.error_type(), "InvalidSignatureException");
     assert_eq!(
         err.to_string(),
@@ -367,28 +293,16 @@ fn wrong_secret() {
 #[test]
 fn unknown_access_key() {
     let req = signed_ecs_call();
-    let request = Request {
-        method: "POST",
-        path: "/",
-        query: "",
-        headers: req.headers(),
-        body: req.body(),
-    };
+    let request = Request { method: "POST", path: "/", query: "", headers: req.headers(), body: req.body() };
     let err = verify(&request, signed_at(), |_| None).expect_err("unknown key");
     assert_eq!(err.error_type(), "UnrecognizedClientException");
-    assert_eq!(
-        err.to_string(),
-        "The security token included in the request is invalid."
-    );
+    assert_eq!(err.to_string(), "The security token included in the request is invalid.");
 }
 
 #[test]
 fn signature_expired() {
     let req = signed_ecs_call();
-    let message = expect_error(
-        check_at(&req, signed_at() + TimeDelta::minutes(30)),
-        "InvalidSignatureException",
-    );
+    let message = expect_error(check_at(&req, signed_at() + TimeDelta::minutes(30)), "InvalidSignatureException");
     assert_eq!(
         message,
         "Signature expired: 20260101T000000Z is now earlier than 20260101T001500Z \
@@ -399,10 +313,7 @@ fn signature_expired() {
 #[test]
 fn signature_not_yet_current() {
     let req = signed_ecs_call();
-    let message = expect_error(
-        check_at(&req, signed_at() - TimeDelta::minutes(30)),
-        "InvalidSignatureException",
-    );
+    let message = expect_error(check_at(&req, signed_at() - TimeDelta::minutes(30)), "InvalidSignatureException");
     assert_eq!(
         message,
         "Signature not yet current: 20260101T000000Z is still later than 20251231T234500Z \
@@ -414,10 +325,7 @@ fn signature_not_yet_current() {
 fn presigned_url_expired() {
     let mut req = request("GET", "/", &[], b"");
     sdk_sign(&mut req, Signing::presigned(Duration::from_secs(300)));
-    let message = expect_error(
-        check_at(&req, signed_at() + TimeDelta::seconds(301)),
-        "InvalidSignatureException",
-    );
+    let message = expect_error(check_at(&req, signed_at() + TimeDelta::seconds(301)), "InvalidSignatureException");
     assert_eq!(
         message,
         "Signature expired: 20260101T000000Z is now earlier than 20260101T000001Z \
@@ -429,18 +337,8 @@ fn presigned_url_expired() {
 fn presigned_url_with_tampered_query() {
     let mut req = request("GET", "/?Action=ListClusters", &[], b"");
     sdk_sign(&mut req, Signing::presigned(Duration::from_secs(300)));
-    let query = req
-        .uri()
-        .query()
-        .unwrap_or("")
-        .replace("ListClusters", "DeleteCluster");
-    let request = Request {
-        method: "GET",
-        path: "/",
-        query: &query,
-        headers: req.headers(),
-        body: b"",
-    };
+    let query = req.uri().query().unwrap_or("").replace("ListClusters", "DeleteCluster");
+    let request = Request { method: "GET", path: "/", query: &query, headers: req.headers(), body: b"" };
     let err = verify(&request, signed_at(), secret_for).expect_err("tampered");
     assert!(matches!(err, AuthError::SignatureMismatch), "{err:?}");
 }
@@ -455,66 +353,30 @@ fn presigned_url_missing_parameters() {
         headers: &headers,
         body: b"",
     };
-    let message = expect_error(
-        verify(&req, signed_at(), secret_for),
-        "IncompleteSignatureException",
-    );
-    assert!(
-        message.starts_with("Query-string authentication version 4 requires"),
-        "{message}"
-    );
+    let message = expect_error(verify(&req, signed_at(), secret_for), "IncompleteSignatureException");
+    assert!(message.starts_with("Query-string authentication version 4 requires"), "{message}");
 
-    let req = Request {
-        query: "X-Amz-Algorithm=AWS4-HMAC-SHA1",
-        ..req
-    };
-    let message = expect_error(
-        verify(&req, signed_at(), secret_for),
-        "IncompleteSignatureException",
-    );
-    assert_eq!(
-        message,
-        "X-Amz-Algorithm only supports \"AWS4-HMAC-SHA256\""
-    );
+    let req = Request { query: "X-Amz-Algorithm=AWS4-HMAC-SHA1", ..req };
+    let message = expect_error(verify(&req, signed_at(), secret_for), "IncompleteSignatureException");
+    assert_eq!(message, "X-Amz-Algorithm only supports \"AWS4-HMAC-SHA256\"");
 }
 
 #[test]
 fn presigned_url_expires_over_a_week() {
     let mut req = request("GET", "/", &[], b"");
     sdk_sign(&mut req, Signing::presigned(Duration::from_secs(300)));
-    let query = req
-        .uri()
-        .query()
-        .unwrap_or("")
-        .replace("X-Amz-Expires=300", "X-Amz-Expires=604801");
-    let request = Request {
-        method: "GET",
-        path: "/",
-        query: &query,
-        headers: req.headers(),
-        body: b"",
-    };
-    let message = expect_error(
-        verify(&request, signed_at(), secret_for),
-        "IncompleteSignatureException",
-    );
-    assert_eq!(
-        message,
-        "X-Amz-Expires must be less than a week (in seconds) that is 604800"
-    );
+    let query = req.uri().query().unwrap_or("").replace("X-Amz-Expires=300", "X-Amz-Expires=604801");
+    let request = Request { method: "GET", path: "/", query: &query, headers: req.headers(), body: b"" };
+    let message = expect_error(verify(&request, signed_at(), secret_for), "IncompleteSignatureException");
+    assert_eq!(message, "X-Amz-Expires must be less than a week (in seconds) that is 604800");
 }
 
 #[test]
 fn header_and_query_authentication_at_once() {
     let mut req = signed_ecs_call();
-    *req.uri_mut() = format!("{ENDPOINT}/?X-Amz-Algorithm=AWS4-HMAC-SHA256")
-        .parse()
-        .expect("uri");
+    *req.uri_mut() = format!("{ENDPOINT}/?X-Amz-Algorithm=AWS4-HMAC-SHA256").parse().expect("uri");
     let message = expect_error(check(&req), "IncompleteSignatureException");
-    assert!(
-        message.starts_with("Only one auth mechanism allowed"),
-        "{message}"
-    );
+    assert!(message.starts_with("Only one auth mechanism allowed"), "{message}");
 }
 
 #[test]
@@ -536,17 +398,10 @@ fn authorization_without_sigv4_parameters() {
 fn authorization_missing_the_signature() {
     let mut req = signed_ecs_call();
     let auth = authorization(&req);
-    let without = auth
-        .split(", Signature=")
-        .next()
-        .unwrap_or_default()
-        .to_owned();
+    let without = auth.split(", Signature=").next().unwrap_or_default().to_owned();
     set_header(&mut req, "authorization", &without);
     let message = expect_error(check(&req), "IncompleteSignatureException");
-    assert_eq!(
-        message,
-        format!("Authorization header requires 'Signature' parameter. Authorization={without}")
-    );
+    assert_eq!(message, format!("Authorization header requires 'Signature' parameter. Authorization={without}"));
 }
 
 #[test]
@@ -555,10 +410,7 @@ fn authorization_part_without_equal_sign() {
     let auth = authorization(&req).replace("SignedHeaders=", "SignedHeaders");
     set_header(&mut req, "authorization", &auth);
     let message = expect_error(check(&req), "IncompleteSignatureException");
-    assert!(
-        message.starts_with("Invalid key=value pair (missing equal-sign) in Authorization header"),
-        "{message}"
-    );
+    assert!(message.starts_with("Invalid key=value pair (missing equal-sign) in Authorization header"), "{message}");
 }
 
 #[test]
@@ -567,9 +419,7 @@ fn missing_date() {
     req.headers_mut().remove("x-amz-date");
     let message = expect_error(check(&req), "IncompleteSignatureException");
     assert!(
-        message.contains(
-            "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header."
-        ),
+        message.contains("Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header."),
         "{message}"
     );
 }
@@ -592,10 +442,7 @@ fn host_not_signed() {
     let auth = authorization(&req).replace("host;", "");
     set_header(&mut req, "authorization", &auth);
     let message = expect_error(check(&req), "IncompleteSignatureException");
-    assert_eq!(
-        message,
-        "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization."
-    );
+    assert_eq!(message, "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.");
 }
 
 #[test]
@@ -604,48 +451,21 @@ fn date_not_signed() {
     let auth = authorization(&req).replace(";x-amz-date", "");
     set_header(&mut req, "authorization", &auth);
     let message = expect_error(check(&req), "IncompleteSignatureException");
-    assert_eq!(
-        message,
-        "'X-Amz-Date' must be a 'SignedHeader' in the AWS Authorization."
-    );
+    assert_eq!(message, "'X-Amz-Date' must be a 'SignedHeader' in the AWS Authorization.");
 }
 
 #[test]
 fn bad_credential_scope() {
     let signed_scope = "Credential=AKIDEXAMPLE/20260101/us-east-1/ecs/aws4_request";
     let cases = [
-        (
-            "Credential=/20260101/us-east-1/ecs/aws4_request",
-            "IncompleteSignatureException",
-        ),
-        (
-            "Credential=AKIDEXAMPLE/20260101/us-east-1/ecs",
-            "IncompleteSignatureException",
-        ),
-        (
-            "Credential=AKIDEXAMPLE/20260101/us-east-1/ecs/aws4_request/x",
-            "IncompleteSignatureException",
-        ),
-        (
-            "Credential=AKIDEXAMPLE/20260101/us-east-1/ecs/aws5_request",
-            "IncompleteSignatureException",
-        ),
-        (
-            "Credential=AKIDEXAMPLE/20260101//ecs/aws4_request",
-            "IncompleteSignatureException",
-        ),
-        (
-            "Credential=AKIDEXAMPLE/20251231/us-east-1/ecs/aws4_request",
-            "InvalidSignatureException",
-        ),
-        (
-            "Credential=AKIDEXAMPLE/20260101/us-west-2/ecs/aws4_request",
-            "InvalidSignatureException",
-        ),
-        (
-            "Credential=AKIDEXAMPLE/20260101/us-east-1/sts/aws4_request",
-            "InvalidSignatureException",
-        ),
+        ("Credential=/20260101/us-east-1/ecs/aws4_request", "IncompleteSignatureException"),
+        ("Credential=AKIDEXAMPLE/20260101/us-east-1/ecs", "IncompleteSignatureException"),
+        ("Credential=AKIDEXAMPLE/20260101/us-east-1/ecs/aws4_request/x", "IncompleteSignatureException"),
+        ("Credential=AKIDEXAMPLE/20260101/us-east-1/ecs/aws5_request", "IncompleteSignatureException"),
+        ("Credential=AKIDEXAMPLE/20260101//ecs/aws4_request", "IncompleteSignatureException"),
+        ("Credential=AKIDEXAMPLE/20251231/us-east-1/ecs/aws4_request", "InvalidSignatureException"),
+        ("Credential=AKIDEXAMPLE/20260101/us-west-2/ecs/aws4_request", "InvalidSignatureException"),
+        ("Credential=AKIDEXAMPLE/20260101/us-east-1/sts/aws4_request", "InvalidSignatureException"),
     ];
     for (scope, error_type) in cases {
         let mut req = signed_ecs_call();
@@ -671,10 +491,7 @@ fn content_sha256_header_must_match_the_body() {
     sdk_sign(&mut req, signing);
     *req.body_mut() = b"{\"x\":1}".to_vec();
     let message = expect_error(check(&req), "InvalidSignatureException");
-    assert_eq!(
-        message,
-        "The provided 'x-amz-content-sha256' header does not match what was computed."
-    );
+    assert_eq!(message, "The provided 'x-amz-content-sha256' header does not match what was computed.");
 }
 
 #[test]
@@ -691,14 +508,8 @@ fn unsigned_payload_header_is_honoured() {
 #[test]
 fn every_error_maps_to_an_aws_error_type() {
     let cases = [
-        (
-            AuthError::MissingAuthenticationToken,
-            "MissingAuthenticationTokenException",
-        ),
-        (
-            AuthError::IncompleteSignature(String::new()),
-            "IncompleteSignatureException",
-        ),
+        (AuthError::MissingAuthenticationToken, "MissingAuthenticationTokenException"),
+        (AuthError::IncompleteSignature(String::new()), "IncompleteSignatureException"),
         (AuthError::UnrecognizedClient, "UnrecognizedClientException"),
         (AuthError::SignatureMismatch, "InvalidSignatureException"),
         (AuthError::ContentHashMismatch, "InvalidSignatureException"),
@@ -729,10 +540,7 @@ fn canonical_query_sorts_and_reencodes() {
         "a=1&a=2&b=2&e=&flag=&sp=x%20y%20z&t=~%2A&u=%E2%9C%93"
     );
     assert_eq!(canonical::query("X-Amz-Signature=abc&a=1", true), "a=1");
-    assert_eq!(
-        canonical::query("X-Amz-Signature=abc&a=1", false),
-        "X-Amz-Signature=abc&a=1"
-    );
+    assert_eq!(canonical::query("X-Amz-Signature=abc&a=1", false), "X-Amz-Signature=abc&a=1");
 }
 
 // --- property: whatever the SDK signs, berth verifies ----------------------------------
@@ -767,30 +575,22 @@ fn encode_path_segment(s: &str) -> String {
 /// A query parameter in raw form: strictly encoded, spaces sometimes as `+`, sometimes
 /// without `=`.
 fn query_param() -> impl Strategy<Value = String> {
-    (
-        "[a-zA-Z0-9 +&=%é✓._~-]{0,6}",
-        "[a-zA-Z0-9 +&=%/é✓._~-]{0,6}",
-        0..3u8,
-    )
-        .prop_map(|(k, v, form)| {
-            const STRICT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-                .remove(b'-')
-                .remove(b'_')
-                .remove(b'.')
-                .remove(b'~');
-            let enc = |s: &str| {
-                let e = percent_encoding::utf8_percent_encode(s, STRICT).to_string();
-                if form == 1 {
-                    e.replace("%20", "+")
-                } else {
-                    e
-                }
-            };
-            match (form, v.is_empty()) {
-                (2, true) => enc(&k),
-                _ => format!("{}={}", enc(&k), enc(&v)),
+    ("[a-zA-Z0-9 +&=%é✓._~-]{0,6}", "[a-zA-Z0-9 +&=%/é✓._~-]{0,6}", 0..3u8).prop_map(|(k, v, form)| {
+        const STRICT: &percent_encoding::AsciiSet =
+            &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+        let enc = |s: &str| {
+            let e = percent_encoding::utf8_percent_encode(s, STRICT).to_string();
+            if form == 1 {
+                e.replace("%20", "+")
+            } else {
+                e
             }
-        })
+        };
+        match (form, v.is_empty()) {
+            (2, true) => enc(&k),
+            _ => format!("{}={}", enc(&k), enc(&v)),
+        }
+    })
 }
 
 fn signed_random_request(
@@ -801,17 +601,8 @@ fn signed_random_request(
     body: &[u8],
 ) -> Option<http::Request<Vec<u8>>> {
     let path = format!("/{}", segments.join("/"));
-    let query = params
-        .iter()
-        .filter(|p| !p.is_empty())
-        .cloned()
-        .collect::<Vec<_>>()
-        .join("&");
-    let target = if query.is_empty() {
-        path
-    } else {
-        format!("{path}?{query}")
-    };
+    let query = params.iter().filter(|p| !p.is_empty()).cloned().collect::<Vec<_>>().join("&");
+    let target = if query.is_empty() { path } else { format!("{path}?{query}") };
     // Some generated targets are not valid URIs for the `http` crate; skip those.
     let uri: http::Uri = format!("{ENDPOINT}{target}").parse().ok()?;
     let mut req = request(method, "/", &[("x-amz-meta-note", header_value)], body);
