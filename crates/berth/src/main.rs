@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use berth_server::{Config, RunningServer, DEFAULT_LISTEN};
 use clap::{Args, Parser, Subcommand};
+use tokio::signal::unix::{signal, SignalKind};
 
 #[derive(Parser)]
 #[command(name = "berth", version, about = "Self-hosted container orchestration that speaks the Amazon ECS API")]
@@ -91,12 +92,14 @@ async fn run(command: Command) -> Result<()> {
         }
     };
     let data_dir = config.data_dir.clone();
-    let server = RunningServer::start(config).await.context("starting the berth server")?;
+    let mut server = RunningServer::start(config).await.context("starting the berth server")?;
     println!("berth: listening on {}", server.endpoint);
     println!("berth: data in {}; try: aws --profile berth ecs list-clusters", data_dir.display());
+    let mut terminate = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     tokio::select! {
-        r = server.wait() => r.context("berth server stopped")?,
+        r = server.wait() => return r.context("berth server stopped"),
         r = tokio::signal::ctrl_c() => r.context("waiting for Ctrl-C")?,
+        _ = terminate.recv() => {}
     }
-    Ok(())
+    server.stop().await.context("stopping the berth server")
 }

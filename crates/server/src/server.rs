@@ -75,6 +75,7 @@ pub struct RunningServer {
     pub addr: SocketAddr,
     /// `http://ADDR`, as clients should use it.
     pub endpoint: String,
+    stop: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
@@ -101,13 +102,32 @@ impl RunningServer {
         }
         let state = Arc::new(State { store, account, keys, families: Default::default() });
         let app = front::router(state, Operations::ecs());
-        let task = tokio::spawn(async move { axum::serve(listener, app).await });
-        Ok(Self { addr, endpoint, task })
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.await;
+                })
+                .await
+        });
+        Ok(Self { addr, endpoint, stop, task })
     }
 
-    /// Serves until the server stops.
-    pub async fn wait(self) -> Result<(), ServerError> {
-        match self.task.await {
+    /// Stops accepting requests, finishes those in flight, and closes the store.
+    pub async fn stop(self) -> Result<(), ServerError> {
+        let _ = self.stop.send(());
+        Self::join(self.task).await
+    }
+
+    /// Serves until serving fails.
+    pub async fn wait(&mut self) -> Result<(), ServerError> {
+        Self::join(&mut self.task).await
+    }
+
+    async fn join(
+        task: impl std::future::Future<Output = Result<std::io::Result<()>, tokio::task::JoinError>>,
+    ) -> Result<(), ServerError> {
+        match task.await {
             Ok(result) => result.map_err(ServerError::Serve),
             Err(e) => Err(ServerError::Serve(std::io::Error::other(e))),
         }

@@ -35,6 +35,7 @@ mod compat;
 mod containers;
 mod defaults;
 mod health;
+mod logging;
 mod network;
 mod references;
 mod resources;
@@ -81,6 +82,7 @@ fn validate(req: &RegisterTaskDefinitionRequest) -> Result<Spec<'_>, ApiError> {
     resources::check(&spec)?;
     network::check(&spec)?;
     health::check(containers)?;
+    logging::check(containers)?;
     references::check(&spec)?;
     roles::check(&spec)?;
     compat::check_required(&spec)?;

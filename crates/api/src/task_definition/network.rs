@@ -4,8 +4,10 @@
 //! host port can only equal the container port; links and per-container networking need
 //! Docker's bridge. `none` has no ports at all.
 
+use std::collections::HashSet;
+
 use super::{client, has_items, name_of, Spec};
-use crate::model::{ContainerDefinition, NetworkMode, PortMapping};
+use crate::model::{ContainerDefinition, NetworkMode, PortMapping, TransportProtocol};
 use crate::ApiError;
 
 /// The valid port numbers.
@@ -19,6 +21,25 @@ pub(super) fn check(spec: &Spec<'_>) -> Result<(), ApiError> {
         check_hostname(container, mode)?;
         for mapping in container.port_mappings.as_deref().unwrap_or_default() {
             check_port_mapping(mapping, name_of(container), mode)?;
+        }
+    }
+    check_host_ports_unique(spec.containers, mode)
+}
+
+/// A host port (per protocol) can be published once per task; in awsvpc and host mode an
+/// unset host port is the container port.
+fn check_host_ports_unique(containers: &[ContainerDefinition], mode: Option<NetworkMode>) -> Result<(), ApiError> {
+    let same_ports = matches!(mode, Some(NetworkMode::Awsvpc | NetworkMode::Host));
+    let mut seen = HashSet::new();
+    for mapping in containers.iter().flat_map(|c| c.port_mappings.as_deref().unwrap_or_default()) {
+        let host = mapping.host_port.filter(|p| *p != 0).or(mapping.container_port.filter(|_| same_ports));
+        let Some(host) = host else { continue };
+        let protocol = mapping.protocol.unwrap_or(TransportProtocol::Tcp);
+        if !seen.insert((host, protocol)) {
+            return Err(client(format!(
+                "{} host port '{host}' is mapped multiple times in task.",
+                protocol.as_str().to_ascii_uppercase()
+            )));
         }
     }
     Ok(())

@@ -436,7 +436,7 @@ fn fargate_needs_an_execution_role_for_ecr_and_awslogs() {
     ok(&fargate(vec![ecr]));
 
     let logs = ContainerDefinition {
-        log_configuration: Some(LogConfiguration { log_driver: Some(LogDriver::Awslogs), ..Default::default() }),
+        log_configuration: Some(awslogs(&[("awslogs-group", "/ecs/web"), ("awslogs-region", "us-east-1")])),
         ..container("app")
     };
     let req = RegisterTaskDefinitionRequest { execution_role_arn: Some(String::new()), ..fargate(vec![logs]) };
@@ -858,11 +858,7 @@ fn a_plain_definition_requires_no_attributes() {
 fn attributes_follow_the_features_used() {
     let app = ContainerDefinition {
         image: Some(ECR_IMAGE.into()),
-        log_configuration: Some(LogConfiguration {
-            log_driver: Some(LogDriver::Awslogs),
-            options: Some([("awslogs-group".to_string(), "/ecs/web".to_string())].into()),
-            secret_options: None,
-        }),
+        log_configuration: Some(awslogs(&[("awslogs-group", "/ecs/web"), ("awslogs-region", "us-east-1")])),
         health_check: Some(health(&["CMD", "true"])),
         secrets: Some(vec![Secret {
             name: Some("TOKEN".into()),
@@ -1160,4 +1156,55 @@ proptest! {
         let _ = parse_memory(&s);
         let _ = validate_family(&s);
     }
+}
+
+fn awslogs(options: &[(&str, &str)]) -> LogConfiguration {
+    LogConfiguration {
+        log_driver: Some(LogDriver::Awslogs),
+        options: Some(options.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
+        secret_options: None,
+    }
+}
+
+#[test]
+fn awslogs_needs_region_and_group() {
+    let with = |options: &[(&str, &str)]| RegisterTaskDefinitionRequest {
+        container_definitions: Some(vec![ContainerDefinition {
+            log_configuration: Some(awslogs(options)),
+            ..container("app")
+        }]),
+        ..request(vec![])
+    };
+    assert_client(&with(&[]), "Log driver awslogs requires options: awslogs-region, awslogs-group");
+    assert_client(&with(&[("awslogs-region", "us-east-1")]), "Log driver awslogs requires options: awslogs-group");
+    ok(&with(&[("awslogs-region", "us-east-1"), ("awslogs-group", "/ecs/web")]));
+}
+
+#[test]
+fn a_host_port_is_published_once_per_protocol() {
+    let mapping = |container_port, host_port, protocol| PortMapping {
+        container_port: Some(container_port),
+        host_port,
+        protocol: Some(protocol),
+        ..Default::default()
+    };
+    let two = |a: PortMapping, b: PortMapping, mode| RegisterTaskDefinitionRequest {
+        network_mode: mode,
+        container_definitions: Some(vec![
+            ContainerDefinition { port_mappings: Some(vec![a]), ..container("a") },
+            ContainerDefinition { port_mappings: Some(vec![b]), ..container("b") },
+        ]),
+        ..request(vec![])
+    };
+    let tcp = TransportProtocol::Tcp;
+    assert_client(
+        &two(mapping(80, Some(3000), tcp), mapping(81, Some(3000), tcp), None),
+        "TCP host port '3000' is mapped multiple times in task.",
+    );
+    ok(&two(mapping(53, Some(53), tcp), mapping(53, Some(53), TransportProtocol::Udp), None));
+    ok(&two(mapping(80, Some(0), tcp), mapping(80, None, tcp), None));
+    assert_client(
+        &two(mapping(80, None, tcp), mapping(80, None, tcp), Some(NetworkMode::Awsvpc)),
+        "TCP host port '80' is mapped multiple times in task.",
+    );
 }
