@@ -20,7 +20,6 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import berthlib  # noqa: E402
 from berthlib import BerthServer, berth_binary, profile_client  # noqa: E402
 
 # --- isolate every AWS client in this process (and its children) -------------

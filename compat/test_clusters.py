@@ -308,3 +308,16 @@ def test_concurrent_create_same_name(berth):
     assert not errors, errors
     assert arns == [berth.cluster_arn(name)] * 8
     assert _all_cluster_arns(profile_client()).count(berth.cluster_arn(name)) == 1
+
+
+def test_fresh_server_has_no_default_cluster(spawn_server):
+    """ECS does not create `default` until asked: describing it reports it MISSING."""
+    srv = spawn_server("fresh")
+    srv.start()
+    ecs = srv.client()
+    assert ecs.list_clusters()["clusterArns"] == []
+    resp = ecs.describe_clusters()
+    assert resp["clusters"] == []
+    assert resp["failures"] == [{"arn": srv.cluster_arn("default"), "reason": "MISSING"}]
+    assert ecs.create_cluster()["cluster"]["clusterArn"] == srv.cluster_arn("default")
+    assert ecs.list_clusters()["clusterArns"] == [srv.cluster_arn("default")]

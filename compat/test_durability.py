@@ -97,6 +97,7 @@ def test_acknowledged_writes_survive_sigkill(spawn_server):
     srv.start()
     rng = random.Random()
     acked: dict[str, list[tuple[int, str]]] = {}
+    acked_clusters: dict[str, str | None] = {}
     rounds = 3
     for rnd in range(rounds):
         families = [uid(f"kill{rnd}w{w}") for w in range(3)]
@@ -121,7 +122,27 @@ def test_acknowledged_writes_survive_sigkill(spawn_server):
                 with lock:
                     acked.setdefault(fam, []).append((r["taskDefinition"]["revision"], marker))
 
+        def cluster_writer(prefix):
+            ecs = srv.client(connect_timeout=2, read_timeout=10)
+            seq = 0
+            while True:
+                seq += 1
+                name = f"{prefix}-{seq}"
+                try:
+                    ecs.create_cluster(clusterName=name)
+                    with lock:
+                        acked_clusters[name] = None
+                    ecs.tag_resource(resourceArn=srv.cluster_arn(name), tags=[{"key": "seq", "value": str(seq)}])
+                    with lock:
+                        acked_clusters[name] = str(seq)
+                except (HTTPClientError, BotoConnectionError):
+                    return
+                except BaseException as e:  # noqa: BLE001
+                    errors.append(e)
+                    return
+
         threads = [threading.Thread(target=writer, args=(f,)) for f in families]
+        threads.append(threading.Thread(target=cluster_writer, args=(uid(f"killc{rnd}"),)))
         for t in threads:
             t.start()
         time.sleep(rng.uniform(0.3, 1.5))
@@ -146,6 +167,16 @@ def test_acknowledged_writes_survive_sigkill(spawn_server):
         # next registration must never reuse an acknowledged number
         nxt = ecs.register_task_definition(family=fam, containerDefinitions=[container("app")])["taskDefinition"]["revision"]
         assert nxt > max(numbers), f"{fam}: revision {nxt} reused (acknowledged up to {max(numbers)})"
+    assert len(acked_clusters) >= 3, f"only {len(acked_clusters)} clusters acknowledged"
+    names = list(acked_clusters)
+    for i in range(0, len(names), 100):
+        resp = ecs.describe_clusters(clusters=names[i:i + 100], include=["TAGS"])
+        assert resp["failures"] == [], resp["failures"][:5]
+        for c in resp["clusters"]:
+            assert c["status"] == "ACTIVE", c
+            want = acked_clusters[c["clusterName"]]
+            if want is not None:
+                assert {"key": "seq", "value": want} in c.get("tags", []), (c["clusterName"], c.get("tags"))
 
 
 def test_session_server_restart_keeps_profile_working(berth):

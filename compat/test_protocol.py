@@ -16,7 +16,7 @@ import requests
 from botocore.compat import get_current_datetime
 from botocore.credentials import Credentials
 
-from berthlib import TARGET_PREFIX, assert_raw_error, container, raw_call, uid
+from berthlib import DEFAULT_ACCOUNT, TARGET_PREFIX, assert_raw_error, container, raw_call, sign, uid
 
 
 # --- success responses ----------------------------------------------------------
@@ -116,8 +116,6 @@ def test_body_over_size_limit_is_4xx(berth):
     body = json.dumps({"padding": pad}).encode()
     url = berth.endpoint + "/"
     headers = {"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": f"{TARGET_PREFIX}.ListClusters"}
-    from berthlib import sign
-
     headers = sign(url, body, headers, berth.credentials())
     status = _post_tolerating_early_close(berth.port, headers, body)
     assert status is not None and 400 <= status < 500, f"oversized body answered with {status}"
@@ -176,8 +174,6 @@ def test_bad_signature(berth):
 
 def test_tampered_body_fails_signature(berth):
     url = berth.endpoint + "/"
-    from berthlib import sign
-
     headers = sign(url, b'{"maxResults": 5}', {"Content-Type": "application/x-amz-json-1.1",
                                                 "X-Amz-Target": f"{TARGET_PREFIX}.ListClusters"},
                    berth.credentials())
@@ -203,10 +199,13 @@ def test_signature_from_the_future(berth):
     assert_raw_error(r, 400, "InvalidSignatureException", "signature")
 
 
-def test_credential_scoped_to_wrong_region(berth):
-    """AWS: InvalidSignatureException "Credential should be scoped to a valid region"."""
-    r = raw_call(berth, "ListClusters", {}, region="eu-west-1")
-    assert_raw_error(r, 400, "InvalidSignatureException", "region")
+def test_arns_carry_the_signing_region(berth):
+    """One berth endpoint serves every region (docs/api.md): ARNs take the region from the
+    request's credential scope, as the issue asks."""
+    name = uid("region")
+    r = raw_call(berth, "CreateCluster", {"clusterName": name}, region="eu-west-1")
+    assert r.status_code == 200, r.text
+    assert r.json()["cluster"]["clusterArn"] == f"arn:aws:ecs:eu-west-1:{DEFAULT_ACCOUNT}:cluster/{name}"
 
 
 def test_credential_scoped_to_wrong_service(berth):

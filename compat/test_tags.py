@@ -98,6 +98,12 @@ def test_key_and_value_lengths(ecs_raw, cluster_arn):
                  "InvalidParameterException")
 
 
+def test_unicode_and_allowed_punctuation(ecs, cluster_arn):
+    tags = [{"key": "ñandú", "value": "東京 café"}, {"key": "a.b:c/d=e+f-g@h_i", "value": "x y"}]
+    ecs.tag_resource(resourceArn=cluster_arn, tags=tags)
+    assert _tags(ecs, cluster_arn) == sorted(tags, key=lambda t: t["key"])
+
+
 @pytest.mark.parametrize("key", ["aws:owner", "AWS:owner", "Aws:x"])
 def test_aws_prefix_is_reserved(ecs_raw, cluster_arn, key):
     expect_error(lambda: ecs_raw.tag_resource(resourceArn=cluster_arn, tags=[{"key": key, "value": "v"}]),

@@ -10,7 +10,6 @@ the message names the offending field.
 
 from __future__ import annotations
 
-import copy
 import datetime
 import json
 from pathlib import Path
@@ -202,6 +201,14 @@ def test_deregister(ecs, berth):
     assert isinstance(td["deregisteredAt"], datetime.datetime) and td["deregisteredAt"] >= before
     d = ecs.describe_task_definition(taskDefinition=berth.td_arn(fam, 1))["taskDefinition"]
     assert d["status"] == "INACTIVE" and "deregisteredAt" in d
+
+
+def test_deregister_needs_a_revision(ecs):
+    """DeregisterTaskDefinition: "You must specify a revision"."""
+    fam = uid("norev")
+    reg(ecs, fam, [container("app")])
+    expect_error(lambda: ecs.deregister_task_definition(taskDefinition=fam), TD_INVALID_ANY, "revision")
+    assert ecs.describe_task_definition(taskDefinition=f"{fam}:1")["taskDefinition"]["status"] == "ACTIVE"
 
 
 def test_deregister_missing(ecs):
