@@ -15,9 +15,8 @@ use berth_api::model::{
     UpdateClusterResponse, UpdateClusterSettingsRequest, UpdateClusterSettingsResponse,
 };
 use berth_api::{ApiError, Arn, ResourceKind};
-use berth_store::ListQuery;
 
-use crate::pagination::Page;
+use crate::pagination::{self, Page};
 use crate::records::{self, Decision};
 use crate::state::{Call, State};
 use crate::{account_settings, tags};
@@ -237,30 +236,10 @@ pub async fn describe(
 /// ListClusters: ARNs of ACTIVE clusters, in name order, paginated.
 pub async fn list(state: Arc<State>, _call: Call, req: ListClustersRequest) -> Result<ListClustersResponse, ApiError> {
     let page = Page::from_request(req.max_results, req.next_token.as_deref(), 100)?;
-    let mut arns = Vec::new();
-    let mut after = page.after.clone();
-    let mut last_key = None;
-    // INACTIVE clusters are skipped, so read in batches until the page is full.
-    'scan: loop {
-        let query =
-            ListQuery { start_after: after.clone(), limit: Some(page.size.max(32)), ..ListQuery::prefix("cluster/") };
-        let batch = records::list::<Cluster>(&*state.store, query).await?;
-        let exhausted = batch.len() < page.size.max(32);
-        for (k, c) in batch {
-            after = Some(k.clone());
-            if c.status.as_deref() == Some(ACTIVE) {
-                arns.push(c.cluster_arn.unwrap_or_default());
-                last_key = Some(k);
-                if arns.len() == page.size {
-                    break 'scan;
-                }
-            }
-        }
-        if exhausted {
-            break;
-        }
-    }
-    let next_token = page.next_token(arns.len(), last_key.as_deref());
+    let (arns, next_token) = pagination::collect(&*state.store, "cluster/", &page, |_, c: Cluster| {
+        (c.status.as_deref() == Some(ACTIVE)).then(|| c.cluster_arn.unwrap_or_default())
+    })
+    .await?;
     Ok(ListClustersResponse { cluster_arns: Some(arns), next_token })
 }
 

@@ -3,6 +3,13 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use berth_api::ApiError;
+use berth_store::{ListQuery, Store};
+use serde::de::DeserializeOwned;
+
+use crate::records::{self, RecordError};
+
+/// How many records a filtered listing reads from the store at a time.
+const SCAN_BATCH: usize = 128;
 
 const TOKEN_PREFIX: &str = "berth1:";
 
@@ -30,6 +37,38 @@ impl Page {
     /// The token that resumes after `last_key`, when a full page was answered.
     pub fn next_token(&self, answered: usize, last_key: Option<&str>) -> Option<String> {
         (answered >= self.size).then_some(last_key).flatten().map(encode)
+    }
+}
+
+/// Fills `page` from the records under `prefix`, keeping those `keep` maps to an item;
+/// answers the items and the token for the next page.
+pub async fn collect<T, I>(
+    store: &dyn Store,
+    prefix: &str,
+    page: &Page,
+    mut keep: impl FnMut(&str, T) -> Option<I>,
+) -> Result<(Vec<I>, Option<String>), RecordError>
+where
+    T: DeserializeOwned,
+{
+    let mut items = Vec::new();
+    let mut after = page.after.clone();
+    loop {
+        let query = ListQuery { start_after: after.clone(), limit: Some(SCAN_BATCH), ..ListQuery::prefix(prefix) };
+        let batch = records::list::<T>(store, query).await?;
+        let exhausted = batch.len() < SCAN_BATCH;
+        for (key, value) in batch {
+            if let Some(item) = keep(&key, value) {
+                items.push(item);
+                if items.len() == page.size {
+                    return Ok((items, page.next_token(page.size, Some(&key))));
+                }
+            }
+            after = Some(key);
+        }
+        if exhausted {
+            return Ok((items, None));
+        }
     }
 }
 

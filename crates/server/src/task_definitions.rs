@@ -30,7 +30,7 @@ use berth_store::{BoxFuture, Expect, ListQuery, StoreError, Txn};
 use serde::{Deserialize, Serialize};
 use tokio::sync::OwnedMutexGuard;
 
-use crate::pagination::Page;
+use crate::pagination::{self, Page};
 use crate::records::{self, RecordError};
 use crate::state::{Call, State};
 use crate::tags::{self, Tagged};
@@ -315,34 +315,16 @@ pub async fn list_families(
     let page = Page::from_request(req.max_results, req.next_token.as_deref(), 100)?;
     let status = req.status.unwrap_or(TaskDefinitionFamilyStatus::All);
     let prefix = format!("tdfamily/{}", req.family_prefix.unwrap_or_default());
-    let mut families = Vec::new();
-    let mut after = page.after.clone();
-    let mut last_key = None;
-    'scan: loop {
-        let query = ListQuery { start_after: after.clone(), limit: Some(256), ..ListQuery::prefix(prefix.clone()) };
-        let batch = records::list::<Family>(&*state.store, query).await?;
-        let exhausted = batch.len() < 256;
-        for (key, family) in batch {
-            after = Some(key.clone());
-            let active = family.active_revisions > 0;
-            let wanted = match status {
-                TaskDefinitionFamilyStatus::Active => active,
-                TaskDefinitionFamilyStatus::Inactive => !active,
-                TaskDefinitionFamilyStatus::All => true,
-            };
-            if wanted {
-                families.push(key.trim_start_matches("tdfamily/").to_string());
-                last_key = Some(key);
-                if families.len() == page.size {
-                    break 'scan;
-                }
-            }
-        }
-        if exhausted {
-            break;
-        }
-    }
-    let next_token = page.next_token(families.len(), last_key.as_deref());
+    let (families, next_token) = pagination::collect(&*state.store, &prefix, &page, |key, family: Family| {
+        let active = family.active_revisions > 0;
+        let wanted = match status {
+            TaskDefinitionFamilyStatus::Active => active,
+            TaskDefinitionFamilyStatus::Inactive => !active,
+            TaskDefinitionFamilyStatus::All => true,
+        };
+        wanted.then(|| key.trim_start_matches("tdfamily/").to_string())
+    })
+    .await?;
     Ok(ListTaskDefinitionFamiliesResponse { families: Some(families), next_token })
 }
 
