@@ -19,9 +19,7 @@ use crate::client::{self, EcsClient, Outcome};
 use crate::report::{self, Row, Target};
 use crate::server::{self, Credentials, Server};
 use crate::sign::Signer;
-use crate::workloads::{
-    self, DescribeClusters, DescribeTaskDefinition, ListTaskDefinitions, Register,
-};
+use crate::workloads::{self, DescribeClusters, DescribeTaskDefinition, ListTaskDefinitions, Register};
 
 /// RegisterTaskDefinition must reach this throughput (with 16 clients).
 const REGISTER_MIN_OPS: f64 = 2_000.0;
@@ -34,11 +32,7 @@ const CLUSTERS: usize = 10;
 #[derive(Debug, Args)]
 pub struct ApiArgs {
     /// The berth binary to start on a fresh temporary data dir (under $TMPDIR; killed at the end).
-    #[arg(
-        long,
-        default_value = "target/release/berth",
-        conflicts_with = "credentials"
-    )]
+    #[arg(long, default_value = "target/release/berth", conflicts_with = "credentials")]
     pub berth: PathBuf,
     /// Use the running server at this endpoint instead (default: the credentials file's).
     #[arg(long, requires = "credentials")]
@@ -66,10 +60,7 @@ pub struct ApiArgs {
 /// The server under test: one we started, or one already running.
 enum Subject {
     Started(Server),
-    External {
-        endpoint: String,
-        credentials: Credentials,
-    },
+    External { endpoint: String, credentials: Credentials },
 }
 
 /// Runs the benchmark and prints its report; `Ok(false)` when any call failed.
@@ -80,14 +71,8 @@ pub async fn run(args: ApiArgs) -> Result<bool> {
     let subject = match &args.credentials {
         Some(path) => {
             let credentials = Credentials::read(path)?;
-            let endpoint = args
-                .endpoint
-                .clone()
-                .unwrap_or_else(|| credentials.endpoint.clone());
-            Subject::External {
-                endpoint,
-                credentials,
-            }
+            let endpoint = args.endpoint.clone().unwrap_or_else(|| credentials.endpoint.clone());
+            Subject::External { endpoint, credentials }
         }
         None => {
             eprintln!("berth-bench: starting {}", args.berth.display());
@@ -96,23 +81,13 @@ pub async fn run(args: ApiArgs) -> Result<bool> {
     };
     let (endpoint, credentials) = match &subject {
         Subject::Started(s) => (s.endpoint.clone(), s.credentials.clone()),
-        Subject::External {
-            endpoint,
-            credentials,
-        } => (endpoint.clone(), credentials.clone()),
+        Subject::External { endpoint, credentials } => (endpoint.clone(), credentials.clone()),
     };
     print_header(&args, &subject, &endpoint);
 
-    let signer = Signer::new(
-        &credentials.access_key_id,
-        &credentials.secret_access_key,
-        &credentials.region,
-    );
+    let signer = Signer::new(&credentials.access_key_id, &credentials.secret_access_key, &credentials.region);
     let client = Arc::new(EcsClient::new(&endpoint, signer, args.clients)?);
-    client
-        .call("ListClusters", &json!({}))
-        .await
-        .context("a first signed call to the server")?;
+    client.call("ListClusters", &json!({})).await.context("a first signed call to the server")?;
 
     let rows = phases(&args, &client, &credentials).await?;
     println!("{}", report::verdict(&rows));
@@ -126,80 +101,37 @@ pub async fn run(args: ApiArgs) -> Result<bool> {
 }
 
 /// The four phases, each printing its row as it ends.
-async fn phases(
-    args: &ApiArgs,
-    client: &Arc<EcsClient>,
-    credentials: &Credentials,
-) -> Result<Vec<Row>> {
+async fn phases(args: &ApiArgs, client: &Arc<EcsClient>, credentials: &Credentials) -> Result<Vec<Row>> {
     let tag = run_tag();
-    let families: Vec<_> = (0..args.families)
-        .map(|i| format!("bench-{tag}-{i:03}"))
-        .collect();
-    let account = if credentials.account_id.is_empty() {
-        "123456789012"
-    } else {
-        &credentials.account_id
-    };
+    let families: Vec<_> = (0..args.families).map(|i| format!("bench-{tag}-{i:03}")).collect();
+    let account = if credentials.account_id.is_empty() { "123456789012" } else { &credentials.account_id };
     let mut rows = Vec::new();
 
     println!("{}", report::table_head());
-    let register = Arc::new(Register::new(
-        families.clone(),
-        args.revisions,
-        account,
-        &credentials.region,
-    ));
+    let register = Arc::new(Register::new(families.clone(), args.revisions, account, &credentials.region));
     let outcome = client::run(client, args.clients, None, Arc::clone(&register)).await?;
-    rows.push(row(
-        "register-task-definition",
-        args,
-        outcome,
-        Target::MinOpsPerSec(REGISTER_MIN_OPS),
-    ));
+    rows.push(row("register-task-definition", args, outcome, Target::MinOpsPerSec(REGISTER_MIN_OPS)));
 
     let references = register.registered();
     let describe = Arc::new(DescribeTaskDefinition { references });
     let outcome = timed(args, client, describe).await?;
-    rows.push(row(
-        "describe-task-definition",
-        args,
-        outcome,
-        Target::MaxP99(READ_MAX_P99),
-    ));
+    rows.push(row("describe-task-definition", args, outcome, Target::MaxP99(READ_MAX_P99)));
 
     let list = Arc::new(ListTaskDefinitions { families });
     let outcome = timed(args, client, list).await?;
-    rows.push(row(
-        "list-task-definitions",
-        args,
-        outcome,
-        Target::MaxP99(READ_MAX_P99),
-    ));
+    rows.push(row("list-task-definitions", args, outcome, Target::MaxP99(READ_MAX_P99)));
 
-    let names: Vec<_> = (0..CLUSTERS)
-        .map(|i| format!("bench-{tag}-cluster-{i}"))
-        .collect();
+    let names: Vec<_> = (0..CLUSTERS).map(|i| format!("bench-{tag}-cluster-{i}")).collect();
     for name in &names {
-        client
-            .call("CreateCluster", &workloads::create_cluster(name))
-            .await?;
+        client.call("CreateCluster", &workloads::create_cluster(name)).await?;
     }
     let outcome = timed(args, client, Arc::new(DescribeClusters { names })).await?;
-    rows.push(row(
-        "describe-clusters",
-        args,
-        outcome,
-        Target::MaxP99(READ_MAX_P99),
-    ));
+    rows.push(row("describe-clusters", args, outcome, Target::MaxP99(READ_MAX_P99)));
     Ok(rows)
 }
 
 /// Runs a read workload for `--seconds`.
-async fn timed<W: client::Workload>(
-    args: &ApiArgs,
-    client: &Arc<EcsClient>,
-    w: Arc<W>,
-) -> Result<Outcome> {
+async fn timed<W: client::Workload>(args: &ApiArgs, client: &Arc<EcsClient>, w: Arc<W>) -> Result<Outcome> {
     let deadline = Instant::now() + Duration::from_secs(args.seconds);
     client::run(client, args.clients, Some(deadline), w).await
 }
@@ -221,14 +153,9 @@ fn print_header(args: &ApiArgs, subject: &Subject, endpoint: &str) {
     println!("machine:  {}", report::machine());
     match subject {
         Subject::Started(s) => {
-            let version =
-                server::version(&s.binary).unwrap_or_else(|e| format!("unknown version ({e:#})"));
-            let fs =
-                report::filesystem_of(&std::env::temp_dir()).unwrap_or_else(|| "unknown fs".into());
-            println!(
-                "server:   {version} ({}), fresh data dir on {fs}, {endpoint}",
-                s.binary.display()
-            );
+            let version = server::version(&s.binary).unwrap_or_else(|e| format!("unknown version ({e:#})"));
+            let fs = report::filesystem_of(&std::env::temp_dir()).unwrap_or_else(|| "unknown fs".into());
+            println!("server:   {version} ({}), fresh data dir on {fs}, {endpoint}", s.binary.display());
         }
         Subject::External { .. } => {
             println!("server:   running server at {endpoint} (version not known)")
@@ -242,9 +169,6 @@ fn print_header(args: &ApiArgs, subject: &Subject, endpoint: &str) {
 
 /// A short tag unique to this run, so that runs against one server do not collide.
 fn run_tag() -> String {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs();
+    let secs = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
     format!("{:08x}", secs as u32)
 }

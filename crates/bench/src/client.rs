@@ -46,35 +46,21 @@ impl EcsClient {
     /// A client for `endpoint` (`http://HOST:PORT`) keeping up to `connections` idle connections.
     pub fn new(endpoint: &str, signer: Signer, connections: usize) -> Result<Self> {
         let uri_text = format!("{}/", endpoint.trim_end_matches('/'));
-        let uri: Uri = uri_text
-            .parse()
-            .with_context(|| format!("parsing endpoint {endpoint:?}"))?;
+        let uri: Uri = uri_text.parse().with_context(|| format!("parsing endpoint {endpoint:?}"))?;
         if uri.scheme_str() != Some("http") {
             bail!("endpoint {endpoint:?} is not http:// (the bench speaks plain HTTP)");
         }
         let host = uri.authority().context("endpoint has no host")?.to_string();
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
-        let http = Client::builder(TokioExecutor::new())
-            .pool_max_idle_per_host(connections)
-            .build(connector);
-        Ok(Self {
-            http,
-            uri,
-            uri_text,
-            host,
-            signer,
-        })
+        let http = Client::builder(TokioExecutor::new()).pool_max_idle_per_host(connections).build(connector);
+        Ok(Self { http, uri, uri_text, host, signer })
     }
 
     /// Builds and signs a call of operation `op` with JSON `body`.
     pub fn prepare(&self, op: &str, body: Bytes) -> Result<Prepared> {
         let target = format!("{TARGET_PREFIX}{op}");
-        let signed = [
-            ("host", self.host.as_str()),
-            ("content-type", JSON_1_1),
-            ("x-amz-target", &target),
-        ];
+        let signed = [("host", self.host.as_str()), ("content-type", JSON_1_1), ("x-amz-target", &target)];
         let auth = self.signer.sign("POST", &self.uri_text, &signed, &body)?;
         let mut req = Request::builder()
             .method(Method::POST)
@@ -90,32 +76,17 @@ impl EcsClient {
 
     /// Sends a prepared call and reads the whole reply.
     pub async fn send(&self, req: Prepared) -> Result<Reply> {
-        let resp = self
-            .http
-            .request(req)
-            .await
-            .context("sending the request")?;
+        let resp = self.http.request(req).await.context("sending the request")?;
         let status = resp.status();
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .context("reading the reply")?
-            .to_bytes();
+        let body = resp.into_body().collect().await.context("reading the reply")?.to_bytes();
         Ok(Reply { status, body })
     }
 
     /// Calls `op` and returns the reply's JSON; anything but HTTP 200 is an error.
     pub async fn call(&self, op: &str, body: &serde_json::Value) -> Result<serde_json::Value> {
-        let reply = self
-            .send(self.prepare(op, Bytes::from(body.to_string()))?)
-            .await?;
+        let reply = self.send(self.prepare(op, Bytes::from(body.to_string()))?).await?;
         if reply.status != StatusCode::OK {
-            bail!(
-                "{op}: HTTP {}: {}",
-                reply.status,
-                String::from_utf8_lossy(&reply.body)
-            );
+            bail!("{op}: HTTP {}: {}", reply.status, String::from_utf8_lossy(&reply.body));
         }
         serde_json::from_slice(&reply.body).with_context(|| format!("{op}: reply is not JSON"))
     }
@@ -129,10 +100,7 @@ pub struct Rng(u64);
 impl Rng {
     /// A generator seeded from the clock and `stream`, so that clients differ.
     pub fn new(stream: u64) -> Self {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos() as u64;
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos() as u64;
         Self(now ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15))
     }
 
@@ -207,9 +175,7 @@ pub async fn run<W: Workload>(
         .map(|i| {
             let client = Arc::clone(client);
             let workload = Arc::clone(&workload);
-            tokio::spawn(async move {
-                client_loop(&client, deadline, &*workload, Rng::new(i as u64)).await
-            })
+            tokio::spawn(async move { client_loop(&client, deadline, &*workload, Rng::new(i as u64)).await })
         })
         .collect();
     let mut total = Outcome::default();
@@ -227,10 +193,7 @@ async fn client_loop<W: Workload>(
     workload: &W,
     mut rng: Rng,
 ) -> Result<Outcome> {
-    let mut out = Outcome {
-        latencies: Vec::with_capacity(64 * 1024),
-        ..Outcome::default()
-    };
+    let mut out = Outcome { latencies: Vec::with_capacity(64 * 1024), ..Outcome::default() };
     let mut consecutive_errors = 0;
     while deadline.is_none_or(|d| Instant::now() < d) {
         let Some((op, body)) = workload.next(&mut rng) else {
@@ -241,15 +204,10 @@ async fn client_loop<W: Workload>(
         let result = client.send(req).await;
         let latency = sent.elapsed();
         let failure = match result {
-            Ok(reply) if reply.status == StatusCode::OK => workload
-                .accept(&reply.body)
-                .err()
-                .map(|e| format!("{op}: {e:#}")),
-            Ok(reply) => Some(format!(
-                "{op}: HTTP {}: {}",
-                reply.status,
-                String::from_utf8_lossy(&reply.body)
-            )),
+            Ok(reply) if reply.status == StatusCode::OK => {
+                workload.accept(&reply.body).err().map(|e| format!("{op}: {e:#}"))
+            }
+            Ok(reply) => Some(format!("{op}: HTTP {}: {}", reply.status, String::from_utf8_lossy(&reply.body))),
             Err(e) => Some(format!("{op}: {e:#}")),
         };
         match failure {

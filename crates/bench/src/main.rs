@@ -16,11 +16,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(
-    name = "berth-bench",
-    version,
-    about = "Benchmarks that drive a berth server and print their figures"
-)]
+#[command(name = "berth-bench", version, about = "Benchmarks that drive a berth server and print their figures")]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -49,15 +49,7 @@ impl Row {
     /// The row for a phase's outcome.
     pub fn new(op: &'static str, clients: usize, outcome: Outcome, target: Target) -> Self {
         let (requests, errors, elapsed) = (outcome.requests(), outcome.errors, outcome.elapsed);
-        Self {
-            op,
-            clients,
-            requests,
-            errors,
-            elapsed,
-            latency: Summary::of(outcome.latencies),
-            target,
-        }
+        Self { op, clients, requests, errors, elapsed, latency: Summary::of(outcome.latencies), target }
     }
 
     /// Successful calls per second of wall time.
@@ -78,11 +70,7 @@ impl Row {
                 why.push(format!("{:.0} ops/s < {min:.0}/s", self.ops_per_sec()));
             }
             Target::MaxP99(max) if self.latency.p99 > max || self.latency.count == 0 => {
-                why.push(format!(
-                    "p99 {:.2} ms > {} ms",
-                    ms(self.latency.p99),
-                    ms(max)
-                ));
+                why.push(format!("p99 {:.2} ms > {} ms", ms(self.latency.p99), ms(max)));
             }
             _ => {}
         }
@@ -115,17 +103,7 @@ impl Row {
 pub fn table_head() -> String {
     format!(
         "{:<24} {:>7} {:>8} {:>6} {:>7} {:>8} {:>7} {:>7} {:>7}  {:<10} {}",
-        "op",
-        "clients",
-        "requests",
-        "errors",
-        "seconds",
-        "ops/s",
-        "p50_ms",
-        "p99_ms",
-        "max_ms",
-        "target",
-        "ok?"
+        "op", "clients", "requests", "errors", "seconds", "ops/s", "p50_ms", "p99_ms", "max_ms", "target", "ok?"
     )
 }
 
@@ -141,9 +119,7 @@ pub fn verdict(rows: &[Row]) -> String {
 
 /// `cpus, CPU model, memory, kernel, load average` of this machine, from `/proc`.
 pub fn machine() -> String {
-    let cpus = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(0);
+    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
     let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let model = proc_field(&cpuinfo, "model name").unwrap_or("unknown CPU");
     let meminfo = fs::read_to_string("/proc/meminfo").unwrap_or_default();
@@ -181,8 +157,7 @@ pub fn filesystem_of(path: &Path) -> Option<String> {
         .filter_map(|l| {
             let mut f = l.split_whitespace();
             let (device, point, fstype) = (f.next()?, f.next()?, f.next()?);
-            path.starts_with(point)
-                .then(|| (point.len(), format!("{fstype} on {device}")))
+            path.starts_with(point).then(|| (point.len(), format!("{fstype} on {device}")))
         })
         .max_by_key(|(len, _)| *len)
         .map(|(_, fs)| fs)
@@ -197,12 +172,7 @@ mod tests {
         if let Some(last) = latencies.last_mut() {
             *last = Duration::from_micros(p99_us);
         }
-        let outcome = Outcome {
-            latencies,
-            errors,
-            first_error: None,
-            elapsed: Duration::from_secs(secs),
-        };
+        let outcome = Outcome { latencies, errors, first_error: None, elapsed: Duration::from_secs(secs) };
         Row::new("describe-clusters", 16, outcome, target)
     }
 
@@ -219,14 +189,8 @@ mod tests {
         let p99 = Target::MaxP99(Duration::from_millis(5));
         // One slow call in 50 is above p99's rank; in 100 samples the 100th is not.
         assert_eq!(row(100, 1, 9_000, 0, p99).miss(), None);
-        assert!(row(50, 1, 9_000, 0, p99)
-            .miss()
-            .unwrap()
-            .contains("p99 9.00 ms > 5 ms"));
-        assert!(row(100, 1, 100, 2, p99)
-            .miss()
-            .unwrap()
-            .ends_with("2 errors"));
+        assert!(row(50, 1, 9_000, 0, p99).miss().unwrap().contains("p99 9.00 ms > 5 ms"));
+        assert!(row(100, 1, 100, 2, p99).miss().unwrap().ends_with("2 errors"));
         assert!(row(0, 1, 100, 0, p99).miss().is_some());
     }
 

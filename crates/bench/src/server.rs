@@ -35,8 +35,7 @@ pub struct Credentials {
 impl Credentials {
     /// Reads a credentials file.
     pub fn read(path: &Path) -> Result<Self> {
-        let text =
-            fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let text = fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
     }
 }
@@ -57,20 +56,15 @@ impl Server {
     /// Starts `binary server` on a fresh temporary data dir and waits for its listen line.
     pub fn start(binary: &Path) -> Result<Self> {
         let root = fresh_dir()?;
-        let data = root.join("data");
-        let log = File::create(root.join("server.log")).context("creating the server log")?;
-        let mut child = Command::new(binary)
-            .arg("server")
-            .arg("--data-dir")
-            .arg(&data)
-            .args(["--listen", "127.0.0.1:0", "--no-profile"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .with_context(|| format!("starting {}", binary.display()))?;
-        let stdout = child.stdout.take().context("no stdout pipe")?;
-        // Construct now so that any failure below still kills the child and removes the dir.
+        let mut child = match spawn(binary, &root) {
+            Ok(child) => child,
+            Err(e) => {
+                let _ = fs::remove_dir_all(&root);
+                return Err(e);
+            }
+        };
+        let stdout = child.stdout.take();
+        // Constructed now so that any failure below still kills the child and removes the dir.
         let mut server = Self {
             child,
             root,
@@ -78,8 +72,9 @@ impl Server {
             endpoint: String::new(),
             credentials: Credentials::default(),
         };
+        let stdout = stdout.context("no stdout pipe")?;
         server.endpoint = wait_for_listen_line(stdout).map_err(|e| e.context(server.log_tail()))?;
-        server.credentials = Credentials::read(&data.join("admin-credentials.json"))?;
+        server.credentials = Credentials::read(&server.root.join("data/admin-credentials.json"))?;
         Ok(server)
     }
 
@@ -88,10 +83,7 @@ impl Server {
         let text = fs::read_to_string(self.root.join("server.log")).unwrap_or_default();
         let lines: Vec<_> = text.lines().collect();
         let tail = lines[lines.len().saturating_sub(20)..].join("\n");
-        format!(
-            "server log ({}):\n{tail}",
-            self.root.join("server.log").display()
-        )
+        format!("server log ({}):\n{tail}", self.root.join("server.log").display())
     }
 }
 
@@ -101,6 +93,21 @@ impl Drop for Server {
         let _ = self.child.wait();
         let _ = fs::remove_dir_all(&self.root);
     }
+}
+
+/// Runs `binary server` with its data in `root/data` and its log in `root/server.log`.
+fn spawn(binary: &Path, root: &Path) -> Result<Child> {
+    let log = File::create(root.join("server.log")).context("creating the server log")?;
+    Command::new(binary)
+        .arg("server")
+        .arg("--data-dir")
+        .arg(root.join("data"))
+        .args(["--listen", "127.0.0.1:0", "--no-profile"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .with_context(|| format!("starting {}", binary.display()))
 }
 
 /// Reads the server's stdout until the listen line and returns its endpoint; a thread keeps
@@ -133,17 +140,12 @@ fn wait_for_listen_line(stdout: impl Read + Send + 'static) -> Result<String> {
 /// The endpoint in `berth: listening on http://HOST:PORT`.
 fn parse_listen_line(line: &str) -> Option<String> {
     let endpoint = line.trim().strip_prefix(LISTEN_PREFIX)?;
-    endpoint
-        .starts_with("http://")
-        .then(|| endpoint.to_string())
+    endpoint.starts_with("http://").then(|| endpoint.to_string())
 }
 
 /// A new, empty directory under the system temp dir.
 fn fresh_dir() -> Result<PathBuf> {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_nanos();
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos();
     let dir = std::env::temp_dir().join(format!("berth-bench-{}-{nanos}", std::process::id()));
     fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     Ok(dir)
@@ -156,11 +158,7 @@ pub fn version(binary: &Path) -> Result<String> {
         .output()
         .with_context(|| format!("running {} --version", binary.display()))?;
     if !out.status.success() {
-        bail!(
-            "{} --version failed: {}",
-            binary.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        bail!("{} --version failed: {}", binary.display(), String::from_utf8_lossy(&out.stderr));
     }
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
@@ -182,10 +180,7 @@ mod tests {
     #[test]
     fn listen_line_is_found_among_others() {
         let out = "starting\nberth: listening on http://127.0.0.1:9\nberth: data in /x\n";
-        assert_eq!(
-            wait_for_listen_line(std::io::Cursor::new(out)).unwrap(),
-            "http://127.0.0.1:9"
-        );
+        assert_eq!(wait_for_listen_line(std::io::Cursor::new(out)).unwrap(), "http://127.0.0.1:9");
         let err = wait_for_listen_line(std::io::Cursor::new("nothing\n")).unwrap_err();
         assert!(err.to_string().contains("exited"), "{err}");
     }

@@ -20,12 +20,8 @@ pub struct Signer {
 impl Signer {
     /// A signer for the given key pair and region.
     pub fn new(access_key_id: &str, secret_access_key: &str, region: &str) -> Self {
-        let credentials =
-            Credentials::new(access_key_id, secret_access_key, None, None, "berth-bench");
-        Self {
-            identity: credentials.into(),
-            region: region.to_string(),
-        }
+        let credentials = Credentials::new(access_key_id, secret_access_key, None, None, "berth-bench");
+        Self { identity: credentials.into(), region: region.to_string() }
     }
 
     /// The headers (`x-amz-date`, `authorization`) that sign a request with `headers` and `body`.
@@ -48,19 +44,11 @@ impl Signer {
             .build()
             .context("building SigV4 signing parameters")?
             .into();
-        let request = SignableRequest::new(
-            method,
-            uri,
-            headers.iter().copied(),
-            SignableBody::Bytes(body),
-        )
-        .context("preparing the request for signing")?;
+        let request = SignableRequest::new(method, uri, headers.iter().copied(), SignableBody::Bytes(body))
+            .context("preparing the request for signing")?;
         let (instructions, _signature) = sign(request, &params).context("signing")?.into_parts();
         let (headers, _params) = instructions.into_parts();
-        Ok(headers
-            .into_iter()
-            .map(|h| (h.name(), h.value().to_string()))
-            .collect())
+        Ok(headers.into_iter().map(|h| (h.name(), h.value().to_string())).collect())
     }
 }
 
@@ -71,29 +59,12 @@ mod tests {
     #[test]
     fn signs_with_date_and_authorization() {
         let signer = Signer::new("AKIDEXAMPLE", "secret", "us-east-1");
-        let headers = signer
-            .sign(
-                "POST",
-                "http://127.0.0.1:9270/",
-                &[("x-amz-target", "X.Y")],
-                b"{}",
-            )
-            .unwrap();
+        let headers = signer.sign("POST", "http://127.0.0.1:9270/", &[("x-amz-target", "X.Y")], b"{}").unwrap();
         let names: Vec<_> = headers.iter().map(|(n, _)| *n).collect();
         assert!(names.contains(&"x-amz-date"));
-        let auth = &headers
-            .iter()
-            .find(|(n, _)| *n == "authorization")
-            .unwrap()
-            .1;
-        assert!(
-            auth.starts_with("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/"),
-            "{auth}"
-        );
+        let auth = &headers.iter().find(|(n, _)| *n == "authorization").unwrap().1;
+        assert!(auth.starts_with("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/"), "{auth}");
         assert!(auth.contains("/us-east-1/ecs/aws4_request"), "{auth}");
-        assert!(
-            auth.contains("SignedHeaders=host;x-amz-date;x-amz-target"),
-            "{auth}"
-        );
+        assert!(auth.contains("SignedHeaders=host;x-amz-date;x-amz-target"), "{auth}");
     }
 }

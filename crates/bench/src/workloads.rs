@@ -120,10 +120,7 @@ impl Register {
 
     /// The `family:revision` of every revision registered so far.
     pub fn registered(&self) -> Vec<String> {
-        self.registered
-            .lock()
-            .map(|r| r.clone())
-            .unwrap_or_default()
+        self.registered.lock().map(|r| r.clone()).unwrap_or_default()
     }
 }
 
@@ -134,21 +131,14 @@ impl Workload for Register {
             return None;
         }
         let family = &self.families[i % self.families.len()];
-        Some((
-            "RegisterTaskDefinition",
-            body(&task_definition(family, i, &self.account, &self.region)),
-        ))
+        Some(("RegisterTaskDefinition", body(&task_definition(family, i, &self.account, &self.region))))
     }
 
     fn accept(&self, reply: &[u8]) -> Result<()> {
         let v: Value = serde_json::from_slice(reply).context("reply is not JSON")?;
         let td = &v["taskDefinition"];
-        let family = td["family"]
-            .as_str()
-            .context("reply has no taskDefinition.family")?;
-        let revision = td["revision"]
-            .as_i64()
-            .context("reply has no taskDefinition.revision")?;
+        let family = td["family"].as_str().context("reply has no taskDefinition.family")?;
+        let revision = td["revision"].as_i64().context("reply has no taskDefinition.revision")?;
         if let Ok(mut r) = self.registered.lock() {
             r.push(format!("{family}:{revision}"));
         }
@@ -164,20 +154,12 @@ pub struct DescribeTaskDefinition {
 
 impl Workload for DescribeTaskDefinition {
     fn next(&self, rng: &mut Rng) -> Option<(&'static str, Bytes)> {
-        let reference = self
-            .references
-            .get(rng.below(self.references.len().max(1)))?;
-        Some((
-            "DescribeTaskDefinition",
-            body(&json!({ "taskDefinition": reference })),
-        ))
+        let reference = self.references.get(rng.below(self.references.len().max(1)))?;
+        Some(("DescribeTaskDefinition", body(&json!({ "taskDefinition": reference }))))
     }
 
     fn accept(&self, reply: &[u8]) -> Result<()> {
-        anyhow::ensure!(
-            contains(reply, b"\"taskDefinitionArn\""),
-            "reply has no taskDefinitionArn"
-        );
+        anyhow::ensure!(contains(reply, b"\"taskDefinitionArn\""), "reply has no taskDefinitionArn");
         Ok(())
     }
 }
@@ -193,8 +175,7 @@ impl Workload for ListTaskDefinitions {
     fn next(&self, rng: &mut Rng) -> Option<(&'static str, Bytes)> {
         let mut req = json!({});
         if rng.coin() {
-            req["familyPrefix"] =
-                json!(self.families.get(rng.below(self.families.len().max(1)))?);
+            req["familyPrefix"] = json!(self.families.get(rng.below(self.families.len().max(1)))?);
         }
         if rng.coin() {
             req["sort"] = json!("DESC");
@@ -203,10 +184,7 @@ impl Workload for ListTaskDefinitions {
     }
 
     fn accept(&self, reply: &[u8]) -> Result<()> {
-        anyhow::ensure!(
-            contains(reply, b"\"taskDefinitionArns\""),
-            "reply has no taskDefinitionArns"
-        );
+        anyhow::ensure!(contains(reply, b"\"taskDefinitionArns\""), "reply has no taskDefinitionArns");
         Ok(())
     }
 }
@@ -244,10 +222,7 @@ impl Workload for DescribeClusters {
     }
 
     fn accept(&self, reply: &[u8]) -> Result<()> {
-        anyhow::ensure!(
-            contains(reply, b"\"clusterArn\""),
-            "reply has no clusterArn"
-        );
+        anyhow::ensure!(contains(reply, b"\"clusterArn\""), "reply has no clusterArn");
         Ok(())
     }
 }
@@ -258,9 +233,7 @@ mod tests {
 
     #[test]
     fn task_definition_is_about_one_and_a_half_kb() {
-        let len = task_definition("bench-0123abcd-042", 9_999, "123456789012", "us-east-1")
-            .to_string()
-            .len();
+        let len = task_definition("bench-0123abcd-042", 9_999, "123456789012", "us-east-1").to_string().len();
         assert!((1_300..=1_900).contains(&len), "{len} bytes");
     }
 
@@ -269,35 +242,22 @@ mod tests {
         let w = Register::new(vec!["a".into(), "b".into()], 3, "123456789012", "us-east-1");
         let mut rng = Rng::new(0);
         let families: Vec<_> = std::iter::from_fn(|| w.next(&mut rng))
-            .map(|(_, b)| {
-                serde_json::from_slice::<Value>(&b).unwrap()["family"]
-                    .as_str()
-                    .unwrap()
-                    .to_string()
-            })
+            .map(|(_, b)| serde_json::from_slice::<Value>(&b).unwrap()["family"].as_str().unwrap().to_string())
             .collect();
         assert_eq!(families, ["a", "b", "a"]);
-        w.accept(br#"{"taskDefinition":{"family":"a","revision":7}}"#)
-            .unwrap();
+        w.accept(br#"{"taskDefinition":{"family":"a","revision":7}}"#).unwrap();
         assert!(w.accept(br#"{"taskDefinition":{}}"#).is_err());
         assert_eq!(w.registered(), ["a:7"]);
     }
 
     #[test]
     fn describe_clusters_picks_distinct_names() {
-        let w = DescribeClusters {
-            names: (0..10).map(|i| format!("c{i}")).collect(),
-        };
+        let w = DescribeClusters { names: (0..10).map(|i| format!("c{i}")).collect() };
         let mut rng = Rng::new(1);
         for _ in 0..200 {
             let (_, b) = w.next(&mut rng).unwrap();
             let v: Value = serde_json::from_slice(&b).unwrap();
-            let mut names: Vec<_> = v["clusters"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|n| n.to_string())
-                .collect();
+            let mut names: Vec<_> = v["clusters"].as_array().unwrap().iter().map(|n| n.to_string()).collect();
             assert!((1..=3).contains(&names.len()));
             names.dedup();
             names.sort();
@@ -308,13 +268,10 @@ mod tests {
 
     #[test]
     fn list_mixes_prefix_and_sort() {
-        let w = ListTaskDefinitions {
-            families: vec!["f".into()],
-        };
+        let w = ListTaskDefinitions { families: vec!["f".into()] };
         let mut rng = Rng::new(2);
-        let reqs: Vec<Value> = (0..200)
-            .map(|_| serde_json::from_slice(&w.next(&mut rng).unwrap().1).unwrap())
-            .collect();
+        let reqs: Vec<Value> =
+            (0..200).map(|_| serde_json::from_slice(&w.next(&mut rng).unwrap().1).unwrap()).collect();
         assert!(reqs.iter().any(|r| r.get("familyPrefix").is_some()));
         assert!(reqs.iter().any(|r| r.get("familyPrefix").is_none()));
         assert!(reqs.iter().any(|r| r["sort"] == "DESC"));
