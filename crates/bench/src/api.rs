@@ -15,11 +15,11 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use serde_json::json;
 
-use crate::client::{self, EcsClient, Outcome};
+use crate::client::{self, Outcome};
 use crate::report::{self, Row, Target};
 use crate::server::{self, Credentials, Server};
-use crate::sign::Signer;
 use crate::workloads::{self, DescribeClusters, DescribeTaskDefinition, ListTaskDefinitions, Register};
+use berth_client::{EcsClient, Signer};
 
 /// RegisterTaskDefinition must reach this throughput (with 16 clients).
 const REGISTER_MIN_OPS: f64 = 2_000.0;
@@ -87,7 +87,7 @@ pub async fn run(args: ApiArgs) -> Result<bool> {
 
     let signer = Signer::new(&credentials.access_key_id, &credentials.secret_access_key, &credentials.region);
     let client = Arc::new(EcsClient::new(&endpoint, signer, args.clients)?);
-    client.call("ListClusters", &json!({})).await.context("a first signed call to the server")?;
+    client.call_json("ListClusters", &json!({})).await.context("a first signed call to the server")?;
 
     let rows = phases(&args, &client, &credentials).await?;
     println!("{}", report::verdict(&rows));
@@ -123,7 +123,7 @@ async fn phases(args: &ApiArgs, client: &Arc<EcsClient>, credentials: &Credentia
 
     let names: Vec<_> = (0..CLUSTERS).map(|i| format!("bench-{tag}-cluster-{i}")).collect();
     for name in &names {
-        client.call("CreateCluster", &workloads::create_cluster(name)).await?;
+        client.call_json("CreateCluster", &workloads::create_cluster(name)).await?;
     }
     let outcome = timed(args, client, Arc::new(DescribeClusters { names })).await?;
     rows.push(row("describe-clusters", args, outcome, Target::MaxP99(READ_MAX_P99)));

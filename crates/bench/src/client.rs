@@ -1,96 +1,15 @@
-//! The HTTP side: one signed ECS call, and the loop that runs concurrent clients.
+//! The loop that runs concurrent signed clients over a workload.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
+use berth_client::EcsClient;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::header::{CONTENT_TYPE, HOST};
-use hyper::{Method, Request, StatusCode, Uri};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use hyper::StatusCode;
 
-use crate::sign::Signer;
-
-/// The `X-Amz-Target` prefix of every ECS operation.
-const TARGET_PREFIX: &str = "AmazonEC2ContainerServiceV20141113.";
-/// The AWS JSON 1.1 content type.
-const JSON_1_1: &str = "application/x-amz-json-1.1";
 /// A client that fails this many times in a row stops, so a dead server ends a phase quickly.
 const MAX_CONSECUTIVE_ERRORS: u32 = 50;
-
-/// A keep-alive HTTP/1.1 client for one berth endpoint, signing every request.
-pub struct EcsClient {
-    http: Client<HttpConnector, Full<Bytes>>,
-    uri: Uri,
-    uri_text: String,
-    host: String,
-    signer: Signer,
-}
-
-/// A request ready to send: built and signed.
-pub type Prepared = Request<Full<Bytes>>;
-
-/// The status and body of a reply.
-#[derive(Debug)]
-pub struct Reply {
-    /// The HTTP status.
-    pub status: StatusCode,
-    /// The whole body.
-    pub body: Bytes,
-}
-
-impl EcsClient {
-    /// A client for `endpoint` (`http://HOST:PORT`) keeping up to `connections` idle connections.
-    pub fn new(endpoint: &str, signer: Signer, connections: usize) -> Result<Self> {
-        let uri_text = format!("{}/", endpoint.trim_end_matches('/'));
-        let uri: Uri = uri_text.parse().with_context(|| format!("parsing endpoint {endpoint:?}"))?;
-        if uri.scheme_str() != Some("http") {
-            bail!("endpoint {endpoint:?} is not http:// (the bench speaks plain HTTP)");
-        }
-        let host = uri.authority().context("endpoint has no host")?.to_string();
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        let http = Client::builder(TokioExecutor::new()).pool_max_idle_per_host(connections).build(connector);
-        Ok(Self { http, uri, uri_text, host, signer })
-    }
-
-    /// Builds and signs a call of operation `op` with JSON `body`.
-    pub fn prepare(&self, op: &str, body: Bytes) -> Result<Prepared> {
-        let target = format!("{TARGET_PREFIX}{op}");
-        let signed = [("host", self.host.as_str()), ("content-type", JSON_1_1), ("x-amz-target", &target)];
-        let auth = self.signer.sign("POST", &self.uri_text, &signed, &body)?;
-        let mut req = Request::builder()
-            .method(Method::POST)
-            .uri(self.uri.clone())
-            .header(HOST, &self.host)
-            .header(CONTENT_TYPE, JSON_1_1)
-            .header("x-amz-target", &target);
-        for (name, value) in auth {
-            req = req.header(name, value);
-        }
-        req.body(Full::new(body)).context("building the request")
-    }
-
-    /// Sends a prepared call and reads the whole reply.
-    pub async fn send(&self, req: Prepared) -> Result<Reply> {
-        let resp = self.http.request(req).await.context("sending the request")?;
-        let status = resp.status();
-        let body = resp.into_body().collect().await.context("reading the reply")?.to_bytes();
-        Ok(Reply { status, body })
-    }
-
-    /// Calls `op` and returns the reply's JSON; anything but HTTP 200 is an error.
-    pub async fn call(&self, op: &str, body: &serde_json::Value) -> Result<serde_json::Value> {
-        let reply = self.send(self.prepare(op, Bytes::from(body.to_string()))?).await?;
-        if reply.status != StatusCode::OK {
-            bail!("{op}: HTTP {}: {}", reply.status, String::from_utf8_lossy(&reply.body));
-        }
-        serde_json::from_slice(&reply.body).with_context(|| format!("{op}: reply is not JSON"))
-    }
-}
 
 /// A small, fast pseudo-random generator (splitmix64); statistical quality is plenty
 /// for picking request parameters.
@@ -240,14 +159,5 @@ mod tests {
         assert!((0..10).all(|v| picks.contains(&v)));
         let heads = (0..1000).filter(|_| rng.coin()).count();
         assert!((400..600).contains(&heads), "{heads}");
-    }
-
-    #[test]
-    fn endpoint_must_be_http() {
-        let signer = || Signer::new("a", "b", "us-east-1");
-        assert!(EcsClient::new("https://127.0.0.1:1", signer(), 1).is_err());
-        let c = EcsClient::new("http://127.0.0.1:9270/", signer(), 1).unwrap();
-        assert_eq!(c.uri_text, "http://127.0.0.1:9270/");
-        assert_eq!(c.host, "127.0.0.1:9270");
     }
 }

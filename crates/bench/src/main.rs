@@ -6,7 +6,6 @@ mod api;
 mod client;
 mod report;
 mod server;
-mod sign;
 mod stats;
 mod workloads;
 

@@ -1,52 +1,60 @@
-//! SigV4 signing of ECS requests with the AWS SDK's own signer (`aws_sigv4`).
+//! SigV4 signing with the AWS SDK's signer (`aws_sigv4`).
 
 use std::time::SystemTime;
 
-use anyhow::{Context, Result};
 use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
 use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
 
-/// The SigV4 service name ECS signs with.
-const SERVICE: &str = "ecs";
+/// Signing failed; the SDK's message says why.
+#[derive(Debug, thiserror::Error)]
+#[error("signing a request: {0}")]
+pub struct SignError(String);
 
-/// Signs requests for one access key in one region.
+/// Signs requests for one access key, region and service.
 pub struct Signer {
     identity: Identity,
     region: String,
+    service: String,
 }
 
 impl Signer {
-    /// A signer for the given key pair and region.
+    /// A signer for the key pair in `region`, for the `ecs` service.
     pub fn new(access_key_id: &str, secret_access_key: &str, region: &str) -> Self {
-        let credentials = Credentials::new(access_key_id, secret_access_key, None, None, "berth-bench");
-        Self { identity: credentials.into(), region: region.to_string() }
+        let credentials = Credentials::new(access_key_id, secret_access_key, None, None, "berth");
+        Self { identity: credentials.into(), region: region.to_string(), service: "ecs".to_string() }
+    }
+
+    /// The region requests are signed for.
+    pub fn region(&self) -> &str {
+        &self.region
     }
 
     /// The headers (`x-amz-date`, `authorization`) that sign a request with `headers` and `body`.
     ///
-    /// `uri` is the full request URI; `headers` must include every header sent that should
-    /// be covered by the signature (the signer adds `host` from `uri` when it is absent).
+    /// `uri` is the full request URI; `headers` are the headers to cover (the signer adds
+    /// `host` from `uri` when it is absent).
     pub fn sign(
         &self,
         method: &str,
         uri: &str,
         headers: &[(&str, &str)],
         body: &[u8],
-    ) -> Result<Vec<(&'static str, String)>> {
+    ) -> Result<Vec<(&'static str, String)>, SignError> {
+        let err = |e: &dyn std::fmt::Display| SignError(e.to_string());
         let params = v4::SigningParams::builder()
             .identity(&self.identity)
             .region(&self.region)
-            .name(SERVICE)
+            .name(&self.service)
             .time(SystemTime::now())
             .settings(SigningSettings::default())
             .build()
-            .context("building SigV4 signing parameters")?
+            .map_err(|e| err(&e))?
             .into();
         let request = SignableRequest::new(method, uri, headers.iter().copied(), SignableBody::Bytes(body))
-            .context("preparing the request for signing")?;
-        let (instructions, _signature) = sign(request, &params).context("signing")?.into_parts();
+            .map_err(|e| err(&e))?;
+        let (instructions, _signature) = sign(request, &params).map_err(|e| err(&e))?.into_parts();
         let (headers, _params) = instructions.into_parts();
         Ok(headers.into_iter().map(|h| (h.name(), h.value().to_string())).collect())
     }
