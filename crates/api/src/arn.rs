@@ -19,6 +19,8 @@ pub enum ResourceKind {
     CapacityProvider,
     /// `task-set/CLUSTER/SERVICE/ID`
     TaskSet,
+    /// `container/CLUSTER/TASK/ID`
+    Container,
 }
 
 impl ResourceKind {
@@ -32,6 +34,7 @@ impl ResourceKind {
             Self::Service => "service",
             Self::CapacityProvider => "capacity-provider",
             Self::TaskSet => "task-set",
+            Self::Container => "container",
         }
     }
 
@@ -44,6 +47,7 @@ impl ResourceKind {
             Self::Service,
             Self::CapacityProvider,
             Self::TaskSet,
+            Self::Container,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)

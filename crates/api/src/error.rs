@@ -24,6 +24,10 @@ pub enum ErrorKind {
     ClusterContainsContainerInstances,
     /// A limit would be exceeded.
     LimitExceeded,
+    /// Too many custom attributes on a resource.
+    AttributeLimitExceeded,
+    /// The target of an attribute does not exist.
+    TargetNotFound,
     /// The resource is in use.
     ResourceInUse,
     /// The resource does not exist.
@@ -66,6 +70,8 @@ impl ErrorKind {
             Self::ClusterContainsTasks => "ClusterContainsTasksException",
             Self::ClusterContainsContainerInstances => "ClusterContainsContainerInstancesException",
             Self::LimitExceeded => "LimitExceededException",
+            Self::AttributeLimitExceeded => "AttributeLimitExceededException",
+            Self::TargetNotFound => "TargetNotFoundException",
             Self::ResourceInUse => "ResourceInUseException",
             Self::ResourceNotFound => "ResourceNotFoundException",
             Self::ServiceNotFound => "ServiceNotFoundException",

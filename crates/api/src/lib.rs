@@ -5,9 +5,11 @@
 //! is accepted and round-trips. Handlers add ECS's semantic rules on top (see
 //! [`task_definition`]).
 
+pub mod agent;
 pub mod arn;
 pub mod error;
 pub mod protocol;
+pub mod query;
 pub mod task_definition;
 pub mod validate;
 
@@ -19,7 +21,9 @@ pub type Timestamp = f64;
 
 /// Ties an operation's wire name to its input and output shapes.
 pub trait Operation {
-    /// The name after `AmazonEC2ContainerServiceV20141113.` in `X-Amz-Target`.
+    /// The `X-Amz-Target` prefix: ECS's, unless the operation is berth's own.
+    const TARGET_PREFIX: &'static str = protocol::ECS_TARGET_PREFIX;
+    /// The name after the prefix in `X-Amz-Target`.
     const NAME: &'static str;
     /// The request shape.
     type Input: serde::de::DeserializeOwned + validate::Validate + Send + 'static;

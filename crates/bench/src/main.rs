@@ -1,9 +1,11 @@
 //! `berth-bench`: benchmarks that drive a running berth server and print their figures.
 //!
 //! - `berth-bench api`: ECS API throughput and latency (see [`api`]).
+//! - `berth-bench placement`: the scheduler alone, with a fake in-memory agent (see [`placement`]).
 
 mod api;
 mod client;
+mod placement;
 mod report;
 mod server;
 mod stats;
@@ -25,6 +27,8 @@ struct Cli {
 enum Command {
     /// Throughput and p50/p99 latency of the ECS API over SigV4-signed HTTP.
     Api(api::ApiArgs),
+    /// Placements per second and p99 latency of the scheduler alone (fake agent, no containers).
+    Placement(placement::PlacementArgs),
 }
 
 fn main() -> ExitCode {
@@ -49,5 +53,6 @@ fn run(cli: Cli) -> Result<bool> {
                 .context("starting the runtime")?;
             runtime.block_on(api::run(args))
         }
+        Command::Placement(args) => placement::run(args),
     }
 }

@@ -9,6 +9,9 @@ use berth_server::{Config, RunningServer, DEFAULT_LISTEN};
 use clap::{Args, Parser, Subcommand};
 use tokio::signal::unix::{signal, SignalKind};
 
+mod agent;
+mod image;
+
 #[derive(Parser)]
 #[command(name = "berth", version, about = "Self-hosted container orchestration that speaks the Amazon ECS API")]
 struct Cli {
@@ -20,8 +23,22 @@ struct Cli {
 enum Command {
     /// Run the control plane (the ECS API) on a data directory.
     Server(ServerArgs),
-    /// Run berth for development: the server with its data under the user's data dir.
+    /// Run berth for development: the server and a local agent, data under one directory.
     Dev(DevArgs),
+    /// Join a cluster as a container instance and run the tasks placed on this host.
+    Agent(agent::AgentArgs),
+    /// The per-container shim the agent starts (internal).
+    #[command(hide = true)]
+    Shim(ShimCli),
+    /// Manage the agent's image store: load archives, list, pull, push a directory as an image.
+    Image(image::ImageArgs),
+}
+
+#[derive(Args)]
+struct ShimCli {
+    /// `--id ID --bundle DIR --runc PATH --runc-root DIR`
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
+    args: Vec<String>,
 }
 
 #[derive(Args)]
@@ -38,6 +55,9 @@ struct DevArgs {
     /// Directory for all of berth's data (default: $XDG_DATA_HOME/berth or ~/.local/share/berth).
     #[arg(long, env = "BERTH_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// Run only the server (no local agent: nothing can run tasks until an agent joins).
+    #[arg(long)]
+    no_agent: bool,
     #[command(flatten)]
     common: CommonArgs,
 }
@@ -76,28 +96,48 @@ fn main() -> Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    if let Command::Shim(shim) = cli.command {
+        // Synchronous and outside any async runtime: it outlives the agent that started it.
+        let args = berth_runtime::container::ShimArgs::parse(shim.args).context("berth shim arguments")?;
+        return berth_runtime::container::shim_main(args).context("berth shim");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
     runtime.block_on(run(cli.command))
 }
 
 async fn run(command: Command) -> Result<()> {
-    let config = match command {
-        Command::Server(a) => a.common.config(a.data_dir),
+    let (config, with_agent) = match command {
+        Command::Server(a) => (a.common.config(a.data_dir), false),
+        Command::Image(a) => return image::run(a).await,
+        Command::Agent(a) => return agent::run(a).await,
+        Command::Shim(_) => anyhow::bail!("the shim runs before the async runtime starts"),
         Command::Dev(a) => {
             let dir = match a.data_dir {
                 Some(d) => d,
                 None => dirs::data_dir().context("no user data directory; pass --data-dir")?.join("berth"),
             };
-            a.common.config(dir)
+            (a.common.config(dir), !a.no_agent)
         }
     };
     let data_dir = config.data_dir.clone();
+    let region = config.region.clone();
     let mut server = RunningServer::start(config).await.context("starting the berth server")?;
     println!("berth: listening on {}", server.endpoint);
     println!("berth: data in {}; try: aws --profile berth ecs list-clusters", data_dir.display());
+    let endpoint = server.endpoint.clone();
+    let local_agent = async {
+        if !with_agent {
+            return std::future::pending().await;
+        }
+        let creds = agent::credentials(Some(&data_dir.join("admin-credentials.json")), &region)?;
+        let config = berth_agent::AgentConfig::new(endpoint, "default".into(), data_dir.join("agent"), creds);
+        println!("berth: local agent joining cluster default (data in {})", config.data_dir.display());
+        berth_agent::run(config).await.context("the local agent")
+    };
     let mut terminate = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     tokio::select! {
         r = server.wait() => return r.context("berth server stopped"),
+        r = local_agent => return r,
         r = tokio::signal::ctrl_c() => r.context("waiting for Ctrl-C")?,
         _ = terminate.recv() => {}
     }

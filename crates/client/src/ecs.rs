@@ -69,21 +69,25 @@ impl EcsClient {
         Ok(Self { http, uri, uri_text, host, signer })
     }
 
-    /// Builds and signs a call of operation `op` with JSON `body`.
+    /// Builds and signs a call of ECS operation `op` with JSON `body`.
     pub fn prepare(&self, op: &str, body: Bytes) -> Result<Prepared, ClientError> {
-        let target = format!("{ECS_TARGET_PREFIX}{op}");
-        let signed = [("host", self.host.as_str()), ("content-type", JSON_CONTENT_TYPE), ("x-amz-target", &target)];
+        self.prepare_target(&format!("{ECS_TARGET_PREFIX}{op}"), body)
+    }
+
+    /// Builds and signs a call with `X-Amz-Target: target`.
+    fn prepare_target(&self, target: &str, body: Bytes) -> Result<Prepared, ClientError> {
+        let signed = [("host", self.host.as_str()), ("content-type", JSON_CONTENT_TYPE), ("x-amz-target", target)];
         let auth = self.signer.sign("POST", &self.uri_text, &signed, &body)?;
         let mut req = Request::builder()
             .method(Method::POST)
             .uri(self.uri.clone())
             .header(HOST, &self.host)
             .header(CONTENT_TYPE, JSON_CONTENT_TYPE)
-            .header("x-amz-target", &target);
+            .header("x-amz-target", target);
         for (name, value) in auth {
             req = req.header(name, value);
         }
-        req.body(Full::new(body)).map_err(|e| ClientError::Transport { op: op.to_string(), detail: e.to_string() })
+        req.body(Full::new(body)).map_err(|e| ClientError::Transport { op: target.to_string(), detail: e.to_string() })
     }
 
     /// Sends a prepared call and reads the whole reply.
@@ -110,7 +114,8 @@ impl EcsClient {
     {
         let json = |source| ClientError::Json { op: O::NAME.to_string(), source };
         let body = serde_json::to_vec(input).map_err(json)?;
-        let reply = self.send(self.prepare(O::NAME, Bytes::from(body))?).await?;
+        let target = format!("{}{}", O::TARGET_PREFIX, O::NAME);
+        let reply = self.send(self.prepare_target(&target, Bytes::from(body))?).await?;
         serde_json::from_value(decode(O::NAME, reply)?).map_err(json)
     }
 }

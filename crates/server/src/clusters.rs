@@ -8,8 +8,8 @@
 use std::sync::Arc;
 
 use berth_api::model::{
-    CapacityProviderStrategyItem, Cluster, ClusterField, ClusterSetting, ClusterSettingName, CreateClusterRequest,
-    CreateClusterResponse, DeleteClusterRequest, DeleteClusterResponse, DescribeClustersRequest,
+    CapacityProviderStrategyItem, Cluster, ClusterField, ClusterSetting, ClusterSettingName, ContainerInstance,
+    CreateClusterRequest, CreateClusterResponse, DeleteClusterRequest, DeleteClusterResponse, DescribeClustersRequest,
     DescribeClustersResponse, Failure, KeyValuePair, ListClustersRequest, ListClustersResponse,
     PutClusterCapacityProvidersRequest, PutClusterCapacityProvidersResponse, SettingName, UpdateClusterRequest,
     UpdateClusterResponse, UpdateClusterSettingsRequest, UpdateClusterSettingsResponse,
@@ -41,6 +41,14 @@ pub fn name_of(ident: Option<&str>) -> String {
             Some(arn) if arn.kind == ResourceKind::Cluster => arn.id,
             _ => s.to_string(),
         },
+    }
+}
+
+/// The ACTIVE cluster a request names, or ClusterNotFoundException.
+pub async fn require_active(state: &State, ident: Option<&str>) -> Result<Cluster, ApiError> {
+    match records::get::<Cluster>(&*state.store, &key(&name_of(ident))).await? {
+        Some((c, _)) if c.status.as_deref() == Some(ACTIVE) => Ok(c),
+        _ => Err(ApiError::cluster_not_found()),
     }
 }
 
@@ -182,6 +190,18 @@ fn view(mut c: Cluster, include: &[ClusterField]) -> Cluster {
     c
 }
 
+/// The cluster with its instance and task counts, derived from its instance records.
+async fn with_counts(state: &State, mut c: Cluster) -> Result<Cluster, ApiError> {
+    let name = c.cluster_name.clone().unwrap_or_default();
+    let instances = records::list_all::<ContainerInstance>(&*state.store, &format!("instance/{name}/")).await?;
+    let registered: Vec<_> = instances.iter().filter(|(_, i)| i.status.as_deref() != Some(INACTIVE)).collect();
+    let sum = |f: fn(&ContainerInstance) -> Option<i32>| registered.iter().map(|(_, i)| f(i).unwrap_or(0)).sum();
+    c.registered_container_instances_count = Some(i32::try_from(registered.len()).unwrap_or(i32::MAX));
+    c.running_tasks_count = Some(sum(|i| i.running_tasks_count));
+    c.pending_tasks_count = Some(sum(|i| i.pending_tasks_count));
+    Ok(c)
+}
+
 /// The STATISTICS key-value pairs ECS reports, by launch type.
 fn statistics(c: &Cluster) -> Vec<KeyValuePair> {
     let running = c.running_tasks_count.unwrap_or(0);
@@ -222,7 +242,7 @@ pub async fn describe(
     for ident in idents {
         let name = name_of(Some(&ident));
         match records::get::<Cluster>(&*state.store, &key(&name)).await? {
-            Some((c, _)) => clusters.push(view(c, &include)),
+            Some((c, _)) => clusters.push(view(with_counts(&state, c).await?, &include)),
             None => failures.push(Failure {
                 arn: Some(state.arn(&call, ResourceKind::Cluster, name).to_string()),
                 reason: Some("MISSING".into()),
@@ -249,6 +269,19 @@ pub async fn delete(
     _call: Call,
     req: DeleteClusterRequest,
 ) -> Result<DeleteClusterResponse, ApiError> {
+    let counted = with_counts(&state, require_active(&state, req.cluster.as_deref()).await?).await?;
+    if counted.registered_container_instances_count.unwrap_or(0) > 0 {
+        return Err(ApiError::new(
+            berth_api::ErrorKind::ClusterContainsContainerInstances,
+            "The Cluster cannot be deleted while Container Instances are active or draining.",
+        ));
+    }
+    if counted.running_tasks_count.unwrap_or(0) + counted.pending_tasks_count.unwrap_or(0) > 0 {
+        return Err(ApiError::new(
+            berth_api::ErrorKind::ClusterContainsTasks,
+            "The Cluster cannot be deleted while Tasks are active.",
+        ));
+    }
     let name = name_of(req.cluster.as_deref());
     let cluster = update_active(&state, &name, |c| {
         c.status = Some(INACTIVE.into());

@@ -7,7 +7,7 @@ use axum::extract::State as AxumState;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
-use berth_api::protocol::{ECS_TARGET_PREFIX, JSON_CONTENT_TYPE};
+use berth_api::protocol::JSON_CONTENT_TYPE;
 use berth_api::{ApiError, ErrorKind};
 
 use crate::auth::{self, AuthError};
@@ -46,8 +46,8 @@ async fn handle(AxumState(app): AxumState<App>, method: Method, uri: Uri, header
 
 async fn serve(app: &App, method: &Method, uri: &Uri, headers: &HeaderMap, body: &Bytes) -> Result<Vec<u8>, ApiError> {
     let call = authenticate(app, method, uri, headers, body)?;
-    let op = operation_name(method, headers)?;
-    let fut = app.ops.call(op, Arc::clone(&app.state), call, body).ok_or_else(|| unknown_operation(op))?;
+    let target = target(method, headers)?;
+    let fut = app.ops.call(target, Arc::clone(&app.state), call, body).ok_or_else(|| unknown_operation(target))?;
     fut.await
 }
 
@@ -70,11 +70,13 @@ fn authenticate(app: &App, method: &Method, uri: &Uri, headers: &HeaderMap, body
     Ok(Call { region: caller.region, principal })
 }
 
-fn operation_name<'a>(method: &Method, headers: &'a HeaderMap) -> Result<&'a str, ApiError> {
+/// The `X-Amz-Target` of a POST; the operation table decides whether it is served.
+fn target<'a>(method: &Method, headers: &'a HeaderMap) -> Result<&'a str, ApiError> {
     let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or_default();
-    match target.strip_prefix(ECS_TARGET_PREFIX) {
-        Some(op) if method == Method::POST && !op.is_empty() => Ok(op),
-        _ => Err(unknown_operation(target)),
+    if method == Method::POST && !target.is_empty() {
+        Ok(target)
+    } else {
+        Err(unknown_operation(target))
     }
 }
 

@@ -6,16 +6,21 @@
 //! writes on the [`berth_store::Store`]).
 
 mod account_settings;
+mod agent_channel;
 pub mod auth;
 mod clusters;
+mod container_instances;
 mod credentials;
 mod front;
 mod operations;
 mod pagination;
+mod placement;
 mod records;
+pub mod scheduler;
 mod server;
 mod state;
 mod tags;
 mod task_definitions;
+mod tasks;
 
 pub use server::{Config, RunningServer, ServerError, DEFAULT_LISTEN};

@@ -13,13 +13,13 @@ use berth_api::{ApiError, Operation};
 use berth_store::BoxFuture;
 
 use crate::state::{Call, State};
-use crate::{account_settings, clusters, tags, task_definitions};
+use crate::{account_settings, agent_channel, clusters, container_instances, tags, task_definitions, tasks};
 
 type Handler = Box<dyn Fn(Arc<State>, Call, &[u8]) -> BoxFuture<'static, Result<Vec<u8>, ApiError>> + Send + Sync>;
 
 /// Operation name -> handler.
 pub struct Operations {
-    handlers: HashMap<&'static str, Handler>,
+    handlers: HashMap<String, Handler>,
 }
 
 impl Operations {
@@ -42,6 +42,23 @@ impl Operations {
         t.add::<ops::TagResource, _, _>(tags::tag);
         t.add::<ops::UntagResource, _, _>(tags::untag);
         t.add::<ops::ListTagsForResource, _, _>(tags::list);
+        t.add::<ops::RegisterContainerInstance, _, _>(container_instances::register);
+        t.add::<ops::DescribeContainerInstances, _, _>(container_instances::describe);
+        t.add::<ops::ListContainerInstances, _, _>(container_instances::list);
+        t.add::<ops::DeregisterContainerInstance, _, _>(container_instances::deregister);
+        t.add::<ops::UpdateContainerInstancesState, _, _>(container_instances::update_state);
+        t.add::<ops::PutAttributes, _, _>(container_instances::put_attributes);
+        t.add::<ops::DeleteAttributes, _, _>(container_instances::delete_attributes);
+        t.add::<ops::ListAttributes, _, _>(container_instances::list_attributes);
+        t.add::<ops::RunTask, _, _>(tasks::run);
+        t.add::<ops::StartTask, _, _>(tasks::start);
+        t.add::<ops::StopTask, _, _>(tasks::stop);
+        t.add::<ops::DescribeTasks, _, _>(tasks::describe);
+        t.add::<ops::ListTasks, _, _>(tasks::list);
+        t.add::<ops::SubmitTaskStateChange, _, _>(tasks::submit_task_state_change);
+        t.add::<ops::SubmitContainerStateChange, _, _>(tasks::submit_container_state_change);
+        t.add::<ops::DiscoverPollEndpoint, _, _>(agent_channel::discover);
+        t.add::<berth_api::agent::PollAssignments, _, _>(agent_channel::poll);
         t.add::<ops::PutAccountSetting, _, _>(account_settings::put);
         t.add::<ops::PutAccountSettingDefault, _, _>(account_settings::put_default);
         t.add::<ops::DeleteAccountSetting, _, _>(account_settings::delete);
@@ -57,7 +74,7 @@ impl Operations {
     {
         let handler = Arc::new(handler);
         self.handlers.insert(
-            O::NAME,
+            format!("{}{}", O::TARGET_PREFIX, O::NAME),
             Box::new(move |state, call, body| {
                 let input = parse_input::<O::Input>(body);
                 let handler = Arc::clone(&handler);
@@ -69,14 +86,14 @@ impl Operations {
         );
     }
 
-    /// Runs operation `name`, or `None` when berth does not serve it.
+    /// Runs the operation `X-Amz-Target` names, or `None` when berth does not serve it.
     pub fn call(
         &self,
-        name: &str,
+        target: &str,
         state: Arc<State>,
         call: Call,
         body: &[u8],
     ) -> Option<BoxFuture<'static, Result<Vec<u8>, ApiError>>> {
-        self.handlers.get(name).map(|h| h(state, call, body))
+        self.handlers.get(target).map(|h| h(state, call, body))
     }
 }

@@ -100,7 +100,7 @@ impl RunningServer {
         if config.write_profile {
             write_profile(&config, &admin, &endpoint)?;
         }
-        let state = Arc::new(State { store, account, keys, families: Default::default() });
+        let state = Arc::new(State::new(store, account, keys, endpoint.clone()));
         let app = front::router(state, Operations::ecs());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {

@@ -6,6 +6,7 @@ use berth_api::{Arn, ResourceKind};
 use berth_store::Store;
 
 use crate::credentials::KeyRing;
+use crate::placement::Placements;
 use crate::task_definitions::Families;
 
 /// Server-wide state, shared by every request.
@@ -18,6 +19,14 @@ pub struct State {
     pub keys: KeyRing,
     /// Per-family revision allocation for task definitions.
     pub families: Families,
+    /// Where clients (and agents) reach this server.
+    pub endpoint: String,
+    /// Per-cluster placement indexes.
+    pub placements: Placements,
+    /// Bumped whenever a task is created or changed, to wake agents' long polls.
+    pub assignments: tokio::sync::watch::Sender<u64>,
+    /// Distinguishes this server process in agents' poll generations.
+    pub boot: String,
 }
 
 /// Who made this request, and where: ARNs take the region from the signature.
@@ -30,8 +39,38 @@ pub struct Call {
 }
 
 impl State {
+    /// Server state over `store`, with no cached indexes yet.
+    pub fn new(store: Arc<dyn Store>, account: String, keys: KeyRing, endpoint: String) -> Self {
+        Self {
+            store,
+            account,
+            keys,
+            families: Families::default(),
+            endpoint,
+            placements: Placements::default(),
+            assignments: tokio::sync::watch::Sender::new(0),
+            boot: uuid::Uuid::new_v4().simple().to_string(),
+        }
+    }
+
+    /// Wakes every agent's long poll: some task changed.
+    pub fn notify_assignments(&self) {
+        self.assignments.send_modify(|g| *g = g.wrapping_add(1));
+    }
+
+    /// The assignment generation an agent passes back, as `rx` sees it.
+    pub fn generation(&self, rx: &tokio::sync::watch::Receiver<u64>) -> String {
+        format!("{}:{}", self.boot, *rx.borrow())
+    }
+
     /// An ECS ARN in this account and the caller's region.
     pub fn arn(&self, call: &Call, kind: ResourceKind, id: impl Into<String>) -> Arn {
         Arn::new(&call.region, &self.account, kind, id)
     }
+}
+
+/// Now, in epoch seconds with millisecond precision, as ECS timestamps are.
+pub fn now() -> f64 {
+    let now = chrono::Utc::now();
+    now.timestamp() as f64 + f64::from(now.timestamp_subsec_millis()) / 1000.0
 }

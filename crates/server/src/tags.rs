@@ -6,8 +6,8 @@
 use std::sync::Arc;
 
 use berth_api::model::{
-    Cluster, ListTagsForResourceRequest, ListTagsForResourceResponse, Tag, TagResourceRequest, TagResourceResponse,
-    UntagResourceRequest, UntagResourceResponse,
+    Cluster, ContainerInstance, ListTagsForResourceRequest, ListTagsForResourceResponse, Tag, TagResourceRequest,
+    TagResourceResponse, UntagResourceRequest, UntagResourceResponse,
 };
 use berth_api::{ApiError, Arn, ErrorKind, ResourceKind};
 use serde::de::DeserializeOwned;
@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use crate::records::{self, Decision};
 use crate::state::{Call, State};
-use crate::{clusters, task_definitions};
+use crate::{clusters, container_instances, task_definitions, tasks};
 
 /// ECS's limit of user tags per resource.
 const MAX_TAGS: usize = 50;
@@ -27,6 +27,18 @@ pub trait Tagged: Serialize + DeserializeOwned {
     /// Refuses resources that can no longer be tagged (deleted clusters).
     fn check_taggable(&self) -> Result<(), ApiError> {
         Ok(())
+    }
+}
+
+impl Tagged for tasks::Stored {
+    fn tags_mut(&mut self) -> &mut Option<Vec<Tag>> {
+        &mut self.task.tags
+    }
+}
+
+impl Tagged for ContainerInstance {
+    fn tags_mut(&mut self) -> &mut Option<Vec<Tag>> {
+        &mut self.tags
     }
 }
 
@@ -96,6 +108,8 @@ fn parse_arn(arn: &str) -> Result<Arn, ApiError> {
 enum Target {
     Cluster(String),
     TaskDefinition(String),
+    ContainerInstance(String),
+    Task(String),
 }
 
 fn target(arn: &str) -> Result<Target, ApiError> {
@@ -105,6 +119,16 @@ fn target(arn: &str) -> Result<Target, ApiError> {
         ResourceKind::TaskDefinition => {
             task_definitions::key_for_id(&arn.id).map(Target::TaskDefinition).ok_or_else(resource_not_found)
         }
+        ResourceKind::ContainerInstance => arn
+            .id
+            .split_once('/')
+            .map(|(cluster, id)| Target::ContainerInstance(container_instances::key(cluster, id)))
+            .ok_or_else(resource_not_found),
+        ResourceKind::Task => arn
+            .id
+            .split_once('/')
+            .map(|(cluster, id)| Target::Task(tasks::key(cluster, id)))
+            .ok_or_else(resource_not_found),
         _ => Err(resource_not_found()),
     }
 }
@@ -113,6 +137,8 @@ async fn read_tags(state: &State, arn: &str) -> Result<Vec<Tag>, ApiError> {
     match target(arn)? {
         Target::Cluster(key) => read_record::<Cluster>(state, &key, ApiError::cluster_not_found).await,
         Target::TaskDefinition(key) => read_record::<task_definitions::Stored>(state, &key, resource_not_found).await,
+        Target::ContainerInstance(key) => read_record::<ContainerInstance>(state, &key, resource_not_found).await,
+        Target::Task(key) => read_record::<tasks::Stored>(state, &key, resource_not_found).await,
     }
 }
 
@@ -132,6 +158,8 @@ async fn edit_tags(state: &State, arn: &str, edit: impl FnMut(&mut Vec<Tag>)) ->
         Target::TaskDefinition(key) => {
             edit_record::<task_definitions::Stored>(state, &key, edit, resource_not_found).await
         }
+        Target::ContainerInstance(key) => edit_record::<ContainerInstance>(state, &key, edit, resource_not_found).await,
+        Target::Task(key) => edit_record::<tasks::Stored>(state, &key, edit, resource_not_found).await,
     }
 }
 

@@ -32,7 +32,7 @@ use tokio::sync::OwnedMutexGuard;
 
 use crate::pagination::{self, Page};
 use crate::records::{self, RecordError};
-use crate::state::{Call, State};
+use crate::state::{now, Call, State};
 use crate::tags::{self, Tagged};
 
 /// How often a family change is retried when another writer got there first.
@@ -232,11 +232,6 @@ async fn register_once(
     Ok(commit_family_change(state, guard, family, updated, txn).await.map(|()| stored))
 }
 
-fn now() -> f64 {
-    let now = chrono::Utc::now();
-    now.timestamp() as f64 + f64::from(now.timestamp_subsec_millis()) / 1000.0
-}
-
 /// The stored revision a reference names: a given revision, or the family's latest ACTIVE one.
 async fn resolve(state: &State, reference: &str) -> Result<Option<(Stored, u64)>, ApiError> {
     let Some((family, revision)) = parse_reference(reference) else {
@@ -261,6 +256,11 @@ async fn latest_active(state: &State, family: &str) -> Result<Option<i32>, ApiEr
     };
     let keys = state.store.list(query).await.map_err(RecordError::from)?;
     Ok(keys.first().and_then(|r| split_key(&r.key)).map(|(_, rev)| rev))
+}
+
+/// The definition a reference names (a family means its latest ACTIVE revision).
+pub async fn resolve_definition(state: &State, reference: &str) -> Result<TaskDefinition, ApiError> {
+    resolve(state, reference).await?.map(|(s, _)| s.task_definition).ok_or_else(unable_to_describe)
 }
 
 /// DescribeTaskDefinition: by family (latest ACTIVE), `family:revision` or ARN.

@@ -37,6 +37,7 @@ mod defaults;
 mod health;
 mod logging;
 mod network;
+mod overrides;
 mod references;
 mod resources;
 mod roles;
@@ -50,6 +51,7 @@ use crate::model::{
 use crate::ApiError;
 
 pub use containers::validate_family;
+pub use overrides::with_overrides;
 pub use size::{fargate_memory_allowed, parse_cpu, parse_memory};
 
 /// What the server knows when registering (no I/O here).

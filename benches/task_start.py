@@ -1,0 +1,115 @@
+"""Task start latency and agent footprint, on real containers.
+
+Prints, from one run on one machine:
+- RunTask of a cached busybox image until DescribeTasks says RUNNING, median of N, for
+  networkMode none (the same namespaces a bare `runc run` gets) and bridge (plus CNI);
+- a bare `runc run -d` of an equivalent bundle (same rootfs, same command), median of N;
+- the ratio (target <= 1.5), and the idle RSS of a standalone `berth agent` (target <= 20 MB).
+
+Run it through `scripts/bench-task-start` (release build, root)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "compat"))
+
+from berthlib import BerthServer, berth_binary, profile_client, uid  # noqa: E402
+from fleet import Agent, Registry, build_rootfs, wait_registered  # noqa: E402
+
+RUNS = int(os.environ.get("BENCH_RUNS", "20"))
+
+
+def median_ms(samples: list[float]) -> float:
+    return statistics.median(samples) * 1000
+
+
+def time_run_task(ecs, cluster: str, family: str) -> float:
+    began = time.perf_counter()
+    arn = ecs.run_task(cluster=cluster, taskDefinition=family)["tasks"][0]["taskArn"]
+    while True:
+        task = ecs.describe_tasks(cluster=cluster, tasks=[arn])["tasks"][0]
+        if task["lastStatus"] == "RUNNING":
+            elapsed = time.perf_counter() - began
+            break
+        if task["lastStatus"] == "STOPPED":
+            raise RuntimeError(f"task stopped: {task.get('stoppedReason')}")
+        time.sleep(0.005)
+    ecs.stop_task(cluster=cluster, task=arn)
+    return elapsed
+
+
+def time_bare_runc(rootfs: Path, work: Path) -> float:
+    bundle = work / "bundle"
+    if not bundle.exists():
+        bundle.mkdir()
+        subprocess.run(["runc", "spec", "--bundle", str(bundle)], check=True)
+        spec = json.loads((bundle / "config.json").read_text())
+        spec["root"] = {"path": str(rootfs), "readonly": True}
+        spec["process"]["args"] = ["sleep", "600"]
+        spec["process"]["terminal"] = False
+        spec["process"]["rlimits"] = [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}]
+        (bundle / "config.json").write_text(json.dumps(spec))
+    name = uid("bare")
+    began = time.perf_counter()
+    subprocess.run(["runc", "run", "-d", "--bundle", str(bundle), name], check=True,
+                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    elapsed = time.perf_counter() - began
+    subprocess.run(["runc", "delete", "-f", name], check=True)
+    return elapsed
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def main() -> None:
+    work = Path(tempfile.mkdtemp(prefix="berth-bench-"))
+    os.environ["AWS_CONFIG_FILE"] = str(work / "aws-config")
+    os.environ["AWS_SHARED_CREDENTIALS_FILE"] = str(work / "aws-credentials")
+    server = BerthServer(berth_binary(), work / "data", env=os.environ.copy(), log_path=work / "server.log").start()
+    registry = Registry(work)
+    rootfs = build_rootfs(work / "rootfs")
+    image = registry.push_rootfs(rootfs, "busybox:bench")
+    ecs = profile_client()
+    cluster = uid("bench")
+    ecs.create_cluster(clusterName=cluster)
+    agent = Agent(server, cluster, work, "x", "10.213.30.0/24", "local-1a").start()
+    try:
+        wait_registered(ecs, cluster, [agent])
+        rows = []
+        for mode in ("none", "bridge"):
+            family = uid(f"start-{mode}")
+            ecs.register_task_definition(family=family, networkMode=mode, containerDefinitions=[
+                {"name": "s", "image": image, "memory": 32, "command": ["sleep", "600"], "stopTimeout": 1}])
+            time_run_task(ecs, cluster, family)  # pulls and caches the image
+            rows.append((f"RunTask -> RUNNING ({mode})", median_ms([time_run_task(ecs, cluster, family) for _ in range(RUNS)])))
+        bare = median_ms([time_bare_runc(rootfs, work) for _ in range(RUNS)])
+        time.sleep(3)
+        idle_rss = rss_mib(agent.proc.pid)
+        print(f"berth task start bench: {RUNS} runs each, median; load average {os.getloadavg()[0]:.2f} at end")
+        print(f"{'measure':40} {'value':>10}")
+        print(f"{'bare runc run -d (same rootfs, command)':40} {bare:8.1f} ms")
+        for label, value in rows:
+            print(f"{label:40} {value:8.1f} ms   ratio {value / bare:4.2f} (target <= 1.5)")
+        print(f"{'agent idle RSS':40} {idle_rss:8.1f} MiB (target <= 20)")
+    finally:
+        agent.stop()
+        registry.stop()
+        server.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,136 @@
+"""A real fleet for end-to-end tests: a `docker-registry` on loopback with busybox images
+pushed into it, and `berth agent` processes (each its own data dir and bridge) joined to a
+cluster of the session's server. Containers run for real, through runc."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from berthlib import BerthServer, berth_binary, free_port
+
+BUSYBOX = Path("/bin/busybox")
+
+
+def build_rootfs(root: Path) -> Path:
+    """A busybox rootfs: every applet linked into /bin, a web root, passwd and group."""
+    (root / "bin").mkdir(parents=True)
+    shutil.copy(BUSYBOX, root / "bin" / "busybox")
+    applets = subprocess.run([str(BUSYBOX), "--list"], check=True, capture_output=True, text=True).stdout.split()
+    for applet in applets:
+        if applet != "busybox":
+            (root / "bin" / applet).symlink_to("busybox")
+    for d in ("etc", "tmp", "www", "data"):
+        (root / d).mkdir(exist_ok=True)
+    (root / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n")
+    (root / "etc" / "group").write_text("root:x:0:\nnogroup:x:65534:\n")
+    (root / "www" / "index.html").write_text("hello-from-berth\n")
+    return root
+
+
+class Registry:
+    """Debian's docker-registry (Docker distribution) serving on a free loopback port."""
+
+    def __init__(self, workdir: Path):
+        self.port = free_port()
+        self.host = f"127.0.0.1:{self.port}"
+        storage = workdir / "registry"
+        storage.mkdir(parents=True)
+        config = workdir / "registry.yml"
+        config.write_text(
+            f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {storage}\n"
+            f"http:\n  addr: {self.host}\n"
+        )
+        self.log = open(workdir / "registry.log", "wb")
+        self.proc = subprocess.Popen(["docker-registry", "serve", str(config)], stdout=self.log, stderr=self.log)
+        _wait_port(self.port, "docker-registry")
+
+    def push_rootfs(self, rootfs: Path, name: str, cmd: list[str] | None = None) -> str:
+        ref = f"{self.host}/{name}"
+        args = [str(berth_binary()), "image", "push-rootfs", str(rootfs), ref, "--env", "PATH=/bin"]
+        if cmd:
+            import json
+
+            args += ["--cmd", json.dumps(cmd)]
+        subprocess.run(args, check=True, capture_output=True)
+        return ref
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+        self.log.close()
+
+
+class Agent:
+    """One `berth agent` process."""
+
+    def __init__(self, server: BerthServer, cluster: str, workdir: Path, name: str, subnet: str,
+                 zone: str, attributes: str = ""):
+        self.server, self.cluster, self.name = server, cluster, name
+        self.data_dir = workdir / f"agent-{name}"
+        self.log_path = workdir / f"agent-{name}.log"
+        self.args = [
+            str(berth_binary()), "agent", "--server", server.endpoint, "--cluster", cluster,
+            "--data-dir", str(self.data_dir), "--credentials", str(server.data_dir / "admin-credentials.json"),
+            "--bridge", f"bt{name}", "--subnet", subnet, "--availability-zone", zone,
+        ]
+        if attributes:
+            self.args += ["--attributes", attributes]
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> "Agent":
+        log = open(self.log_path, "ab")
+        env = dict(os.environ, BERTH_LOG="info")
+        self.proc = subprocess.Popen(self.args, stdout=log, stderr=log, env=env, start_new_session=True)
+        log.close()
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL the agent alone (its containers' shims are in their own sessions)."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def instance_arn(self) -> str:
+        return (self.data_dir / "instance-arn").read_text().strip()
+
+    def log_tail(self, n: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return ""
+
+
+def wait_registered(ecs, cluster: str, agents: list[Agent], timeout: float = 30.0) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if all((a.data_dir / "instance-arn").exists() for a in agents):
+            arns = set(ecs.list_container_instances(cluster=cluster)["containerInstanceArns"])
+            if all(a.instance_arn() in arns for a in agents):
+                return
+        time.sleep(0.2)
+    raise RuntimeError("agents did not register:\n" + "\n".join(a.log_tail() for a in agents))
+
+
+def _wait_port(port: int, what: str, timeout: float = 15.0) -> None:
+    import socket
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"{what} did not listen on {port}")

@@ -1,0 +1,230 @@
+"""EC2 mode end to end: two real agents (runc containers, CNI networks) in one cluster,
+images in a loopback docker-registry, driven by boto3 and the aws CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+import urllib.request
+
+import pytest
+
+from berthlib import uid
+from fleet import Agent, Registry, build_rootfs, wait_registered
+
+
+@pytest.fixture(scope="module")
+def fleet(berth, ecs, tmp_path_factory):
+    work = tmp_path_factory.mktemp("fleet")
+    registry = Registry(work)
+    image = registry.push_rootfs(build_rootfs(work / "rootfs"), "busybox:e2e")
+    cluster = uid("e2e")
+    ecs.create_cluster(clusterName=cluster)
+    agents = [
+        Agent(berth, cluster, work, "a", "10.213.20.0/24", "local-1a", "stack=alpha").start(),
+        Agent(berth, cluster, work, "b", "10.213.21.0/24", "local-1b", "stack=beta").start(),
+    ]
+    try:
+        wait_registered(ecs, cluster, agents)
+        yield {"cluster": cluster, "image": image, "agents": agents, "registry": registry}
+    finally:
+        for t in ecs.list_tasks(cluster=cluster)["taskArns"]:
+            ecs.stop_task(cluster=cluster, task=t)
+        time.sleep(1)
+        for a in agents:
+            a.stop()
+        registry.stop()
+
+
+def td(ecs, fleet, containers, **kw):
+    family = uid("e2e")
+    for c in containers:
+        c.setdefault("image", fleet["image"])
+        c.setdefault("memory", 64)
+    return ecs.register_task_definition(family=family, containerDefinitions=containers, **kw)["taskDefinition"]
+
+
+def run(ecs, fleet, family, **kw):
+    out = ecs.run_task(cluster=fleet["cluster"], taskDefinition=family, **kw)
+    assert out["failures"] == [], out["failures"]
+    return [t["taskArn"] for t in out["tasks"]]
+
+
+def wait_stopped(ecs, fleet, arns, timeout=60):
+    ecs.get_waiter("tasks_stopped").wait(cluster=fleet["cluster"], tasks=arns,
+                                         WaiterConfig={"Delay": 1, "MaxAttempts": timeout})
+    return ecs.describe_tasks(cluster=fleet["cluster"], tasks=arns)["tasks"]
+
+
+def wait_running(ecs, fleet, arns, timeout=60):
+    ecs.get_waiter("tasks_running").wait(cluster=fleet["cluster"], tasks=arns,
+                                         WaiterConfig={"Delay": 1, "MaxAttempts": timeout})
+    return ecs.describe_tasks(cluster=fleet["cluster"], tasks=arns)["tasks"]
+
+
+def container(task, name):
+    return next(c for c in task["containers"] if c["name"] == name)
+
+
+def test_exit_code_env_and_command_overrides(ecs, fleet):
+    d = td(ecs, fleet, [{"name": "app", "command": ["sh", "-c", "exit $CODE"],
+                         "environment": [{"name": "CODE", "value": "5"}]}])
+    plain = run(ecs, fleet, d["family"])
+    env = run(ecs, fleet, d["family"], overrides={"containerOverrides": [
+        {"name": "app", "environment": [{"name": "CODE", "value": "9"}]}]})
+    cmd = run(ecs, fleet, d["family"], overrides={"containerOverrides": [
+        {"name": "app", "command": ["sh", "-c", "exit 4"]}]})
+    tasks = {t["taskArn"]: t for t in wait_stopped(ecs, fleet, plain + env + cmd)}
+    c = container(tasks[plain[0]], "app")
+    assert c.get("exitCode") == 5, (c.get("lastStatus"), c.get("reason"), c.get("runtimeId"))
+    assert container(tasks[env[0]], "app")["exitCode"] == 9
+    assert container(tasks[cmd[0]], "app")["exitCode"] == 4
+    t = tasks[plain[0]]
+    assert t["lastStatus"] == "STOPPED" and t["stopCode"] == "EssentialContainerExited"
+    assert t["stoppedReason"] == "Essential container in task exited"
+    for key in ("createdAt", "pullStartedAt", "pullStoppedAt", "startedAt", "stoppedAt", "stoppingAt"):
+        assert key in t, key
+
+
+def test_published_port_answers_and_waiters_via_cli(ecs, fleet):
+    d = td(ecs, fleet, [{"name": "web", "command": ["httpd", "-f", "-p", "8080", "-h", "/www"],
+                         "portMappings": [{"containerPort": 8080, "hostPort": 0}]}])
+    [arn] = run(ecs, fleet, d["family"])
+    cli = ["aws", "--profile", "berth", "ecs", "wait"]
+    subprocess.run(cli + ["tasks-running", "--cluster", fleet["cluster"], "--tasks", arn], check=True, timeout=90)
+    task = ecs.describe_tasks(cluster=fleet["cluster"], tasks=[arn])["tasks"][0]
+    [binding] = container(task, "web")["networkBindings"]
+    assert binding["containerPort"] == 8080 and 49153 <= binding["hostPort"] <= 65535
+    body = urllib.request.urlopen(f"http://127.0.0.1:{binding['hostPort']}/index.html", timeout=5).read()
+    assert body == b"hello-from-berth\n"
+    ecs.stop_task(cluster=fleet["cluster"], task=arn, reason="test done")
+    subprocess.run(cli + ["tasks-stopped", "--cluster", fleet["cluster"], "--tasks", arn], check=True, timeout=90)
+    task = ecs.describe_tasks(cluster=fleet["cluster"], tasks=[arn])["tasks"][0]
+    assert task["stopCode"] == "UserInitiated" and task["stoppedReason"] == "test done"
+
+
+def test_memory_limit_kills_with_out_of_memory(ecs, fleet):
+    hog = "x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo survived"
+    d = td(ecs, fleet, [{"name": "hog", "memory": 24, "command": ["sh", "-c", hog]}])
+    [t] = wait_stopped(ecs, fleet, run(ecs, fleet, d["family"]))
+    c = container(t, "hog")
+    assert "OutOfMemory" in (c.get("reason") or ""), c
+    assert c["exitCode"] == 137
+
+
+def test_essential_exit_stops_the_other_containers(ecs, fleet):
+    d = td(ecs, fleet, [
+        {"name": "main", "command": ["sh", "-c", "sleep 1; exit 2"]},
+        {"name": "sidecar", "essential": False, "command": ["sleep", "600"], "stopTimeout": 2},
+    ])
+    [t] = wait_stopped(ecs, fleet, run(ecs, fleet, d["family"]))
+    assert container(t, "main")["exitCode"] == 2
+    assert container(t, "sidecar")["lastStatus"] == "STOPPED"
+    assert t["stoppedReason"] == "Essential container in task exited"
+
+
+def test_depends_on_success_and_healthy(ecs, fleet):
+    d = td(ecs, fleet, [
+        {"name": "migrate", "essential": False, "command": ["sh", "-c", "sleep 1; echo done > /shared/migrated"],
+         "mountPoints": [{"sourceVolume": "shared", "containerPath": "/shared"}]},
+        {"name": "db", "essential": False, "command": ["sh", "-c", "sleep 2; touch /shared/ready; sleep 600"],
+         "mountPoints": [{"sourceVolume": "shared", "containerPath": "/shared"}], "stopTimeout": 2,
+         "healthCheck": {"command": ["CMD-SHELL", "test -f /shared/ready"], "interval": 5, "retries": 3,
+                         "timeout": 2, "startPeriod": 1}},
+        {"name": "app", "command": ["sh", "-c", "test -f /shared/migrated && test -f /shared/ready && exit 42"],
+         "mountPoints": [{"sourceVolume": "shared", "containerPath": "/shared"}],
+         "dependsOn": [{"containerName": "migrate", "condition": "SUCCESS"},
+                       {"containerName": "db", "condition": "HEALTHY"}]},
+    ], volumes=[{"name": "shared"}])
+    [t] = wait_stopped(ecs, fleet, run(ecs, fleet, d["family"]), timeout=90)
+    assert container(t, "migrate")["exitCode"] == 0
+    assert container(t, "app")["exitCode"] == 42, t
+
+
+def test_failed_dependency_stops_the_task(ecs, fleet):
+    d = td(ecs, fleet, [
+        {"name": "migrate", "essential": False, "command": ["sh", "-c", "exit 1"]},
+        {"name": "app", "command": ["sleep", "600"], "dependsOn": [{"containerName": "migrate", "condition": "SUCCESS"}]},
+    ])
+    [t] = wait_stopped(ecs, fleet, run(ecs, fleet, d["family"]))
+    assert "migrate" in t["stoppedReason"]
+    assert "exitCode" not in container(t, "app")
+
+
+def test_stop_timeout_escalates_to_sigkill(ecs, fleet):
+    d = td(ecs, fleet, [{"name": "stubborn", "command": ["sh", "-c", "trap '' TERM; while true; do sleep 1; done"],
+                         "stopTimeout": 2}])
+    [arn] = run(ecs, fleet, d["family"])
+    wait_running(ecs, fleet, [arn])
+    began = time.time()
+    ecs.stop_task(cluster=fleet["cluster"], task=arn)
+    [t] = wait_stopped(ecs, fleet, [arn])
+    assert time.time() - began < 20
+    assert container(t, "stubborn")["exitCode"] == 137
+
+
+def test_failed_pull_stops_with_task_failed_to_start(ecs, fleet):
+    d = td(ecs, fleet, [{"name": "ghost", "image": f"{fleet['registry'].host}/no-such-image:1"}])
+    [t] = wait_stopped(ecs, fleet, run(ecs, fleet, d["family"]))
+    assert t["stopCode"] == "TaskFailedToStart"
+    assert t["stoppedReason"].startswith("CannotPullContainerError"), t["stoppedReason"]
+
+
+def test_placement_constraints_and_strategies(ecs, fleet):
+    a, b = (ag.instance_arn() for ag in fleet["agents"])
+    d = td(ecs, fleet, [{"name": "s", "command": ["sleep", "600"], "stopTimeout": 1}])
+    on_beta = run(ecs, fleet, d["family"], count=2, placementConstraints=[
+        {"type": "memberOf", "expression": "attribute:stack == beta"}])
+    distinct = run(ecs, fleet, d["family"], count=2, group=uid("g"), placementConstraints=[{"type": "distinctInstance"}])
+    zone = run(ecs, fleet, d["family"], count=1, placementConstraints=[
+        {"type": "memberOf", "expression": "attribute:ecs.availability-zone == local-1a"}])
+    tasks = {t["taskArn"]: t for t in ecs.describe_tasks(cluster=fleet["cluster"], tasks=on_beta + distinct + zone)["tasks"]}
+    assert {tasks[t]["containerInstanceArn"] for t in on_beta} == {b}
+    assert sorted(tasks[t]["containerInstanceArn"] for t in distinct) == sorted([a, b])
+    assert tasks[zone[0]]["containerInstanceArn"] == a
+    for arn in on_beta + distinct + zone:
+        ecs.stop_task(cluster=fleet["cluster"], task=arn)
+    wait_stopped(ecs, fleet, on_beta + distinct + zone)
+
+
+def test_resource_failures_when_the_cluster_is_full(ecs, fleet):
+    d = td(ecs, fleet, [{"name": "huge", "memory": 10_000_000, "command": ["true"]}])
+    out = ecs.run_task(cluster=fleet["cluster"], taskDefinition=d["family"])
+    assert out["tasks"] == []
+    assert {f["reason"] for f in out["failures"]} == {"RESOURCE:MEMORY"}
+
+
+def test_sigkilled_agent_leaves_containers_running_and_reconciles(ecs, fleet):
+    agent = fleet["agents"][0]
+    d = td(ecs, fleet, [{"name": "long", "command": ["sleep", "600"], "stopTimeout": 1}])
+    d2 = td(ecs, fleet, [{"name": "short", "command": ["sh", "-c", "sleep 4; exit 6"]}])
+    where = [{"type": "memberOf", "expression": "attribute:stack == alpha"}]
+    [long_arn] = run(ecs, fleet, d["family"], placementConstraints=where)
+    [short_arn] = run(ecs, fleet, d2["family"], placementConstraints=where)
+    wait_running(ecs, fleet, [long_arn, short_arn])
+    agent.kill()
+    task_id = long_arn.rsplit("/", 1)[1]
+    assert _process_running(f"{task_id}-long"), "the container died with its agent"
+    time.sleep(6)  # the short task exits while its agent is down
+    agent.start()
+    [short] = wait_stopped(ecs, fleet, [short_arn])
+    assert container(short, "short")["exitCode"] == 6
+    long_task = ecs.describe_tasks(cluster=fleet["cluster"], tasks=[long_arn])["tasks"][0]
+    assert long_task["lastStatus"] == "RUNNING"
+    ecs.stop_task(cluster=fleet["cluster"], task=long_arn)
+    wait_stopped(ecs, fleet, [long_arn])
+
+
+def _process_running(container_id: str) -> bool:
+    """Whether the shim of `container_id` is alive (its command line names the container)."""
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            cmdline = open(f"/proc/{pid}/cmdline", "rb").read().decode(errors="replace")
+        except OSError:
+            continue
+        if container_id in cmdline and "shim" in cmdline:
+            return True
+    return False

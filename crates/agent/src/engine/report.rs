@@ -1,0 +1,74 @@
+//! Reporting task and container state to the server, retried until it is accepted.
+
+use std::time::Duration;
+
+use berth_api::model::{ops, ContainerStateChange, NetworkBinding, SubmitTaskStateChangeRequest, TransportProtocol};
+use berth_client::ClientError;
+use berth_runtime::network::{PortBinding, Protocol};
+
+use super::Shared;
+
+/// One task state report.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    pub status: String,
+    pub reason: Option<String>,
+    pub containers: Vec<ContainerStateChange>,
+    pub pull_started_at: Option<f64>,
+    pub pull_stopped_at: Option<f64>,
+    pub execution_stopped_at: Option<f64>,
+}
+
+/// Sends `report` for `task_arn`, retrying while the server is unreachable or failing; a
+/// report the server refuses (4xx) is logged and dropped, since repeating it cannot help.
+pub async fn send(shared: &Shared, task_arn: &str, report: Report) {
+    let request = SubmitTaskStateChangeRequest {
+        cluster: Some(shared.cluster.clone()),
+        task: Some(task_arn.to_string()),
+        status: Some(report.status.clone()),
+        reason: report.reason,
+        containers: Some(report.containers),
+        pull_started_at: report.pull_started_at,
+        pull_stopped_at: report.pull_stopped_at,
+        execution_stopped_at: report.execution_stopped_at,
+        ..Default::default()
+    };
+    let mut delay = Duration::from_millis(200);
+    loop {
+        match shared.client.call::<ops::SubmitTaskStateChange>(&request).await {
+            Ok(_) => return,
+            Err(ClientError::Api { status, ref message, .. }) if status < 500 => {
+                tracing::warn!(task = task_arn, %message, "the server refused a state report");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(task = task_arn, error = %e, "state report failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// ECS `networkBindings` for the runtime's port bindings.
+pub fn bindings(ports: &[PortBinding]) -> Vec<NetworkBinding> {
+    ports
+        .iter()
+        .map(|p| NetworkBinding {
+            bind_ip: Some(p.bind_ip.clone()),
+            container_port: Some(i32::from(p.container_port)),
+            host_port: Some(i32::from(p.host_port)),
+            protocol: Some(match p.protocol {
+                Protocol::Tcp => TransportProtocol::Tcp,
+                Protocol::Udp => TransportProtocol::Udp,
+            }),
+            ..Default::default()
+        })
+        .collect()
+}
+
+/// Now, in epoch seconds.
+pub fn now() -> f64 {
+    let now = chrono::Utc::now();
+    now.timestamp() as f64 + f64::from(now.timestamp_subsec_millis()) / 1000.0
+}

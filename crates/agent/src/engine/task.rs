@@ -1,0 +1,555 @@
+//! One task's run through the ECS lifecycle: pull, network, start in dependency order,
+//! health checks, essential exits, stop, clean up, report.
+//!
+//! # Behavior
+//! - PENDING is reported when images start to pull; a failed pull stops the task with
+//!   `CannotPullContainerError: ...` (the server records TaskFailedToStart).
+//! - Containers start when their `dependsOn` conditions hold (START, COMPLETE, SUCCESS,
+//!   HEALTHY); a condition that can no longer hold stops the task. The task is RUNNING once
+//!   every container has started.
+//! - An essential container's exit stops the others (SIGTERM, then SIGKILL after the
+//!   container's stopTimeout, default 30 s) and the task with "Essential container in task
+//!   exited". A container killed by the OOM killer reports `OutOfMemoryError: Container
+//!   killed due to memory usage`.
+//! - A record in `tasks/<id>.json` lists what was started, so a restarted agent adopts the
+//!   running containers and collects the exits it missed.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use berth_api::agent::Assignment;
+use berth_api::model::{ContainerCondition, ContainerDefinition, ContainerStateChange, NetworkMode, TaskDefinition};
+use berth_runtime::container::ExitStatus;
+use berth_runtime::images::Image;
+use berth_runtime::network::{Mode, PortRequest, Protocol, TaskNetwork};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, watch};
+
+use super::report::{self, now, Report};
+use super::spec::{self, TaskContext};
+use super::Shared;
+
+/// ECS's default stop timeout (`ECS_CONTAINER_STOP_TIMEOUT`).
+const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(30);
+const ESSENTIAL_EXITED: &str = "Essential container in task exited";
+const OOM_REASON: &str = "OutOfMemoryError: Container killed due to memory usage";
+
+/// What survives an agent restart about one task.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Record {
+    containers: BTreeMap<String, ContainerRecord>,
+    network: Option<TaskNetwork>,
+    running_reported: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ContainerRecord {
+    started: bool,
+    exit: Option<ExitStatus>,
+    reason: Option<String>,
+}
+
+/// Something that happened to a container.
+enum Event {
+    Exited(String, ExitStatus),
+    Health(String, bool),
+}
+
+struct Run {
+    shared: Arc<Shared>,
+    def: TaskDefinition,
+    id: String,
+    arn: String,
+    record: Record,
+    images: HashMap<String, Image>,
+    health: HashMap<String, bool>,
+    events: mpsc::Sender<Event>,
+    pull_started_at: Option<f64>,
+    pull_stopped_at: Option<f64>,
+}
+
+/// Drives one task until it is STOPPED and reported.
+pub async fn run(shared: Arc<Shared>, a: Assignment, mut desired: watch::Receiver<String>) {
+    let (events, mut inbox) = mpsc::channel(64);
+    let arn = a.task.task_arn.clone().unwrap_or_default();
+    let id = arn.rsplit('/').next().unwrap_or_default().to_string();
+    let record = load_record(&shared, &id).unwrap_or_default();
+    let mut def = a.task_definition;
+    match berth_api::task_definition::with_overrides(&def, a.task.overrides.as_ref()) {
+        Ok(containers) => def.container_definitions = Some(containers),
+        Err(e) => tracing::warn!(task = %arn, error = %e.message, "ignoring container overrides"),
+    }
+    let mut run = Run {
+        shared,
+        def,
+        id,
+        arn,
+        record,
+        images: HashMap::new(),
+        health: HashMap::new(),
+        events,
+        pull_started_at: None,
+        pull_stopped_at: None,
+    };
+    let reason = run.drive(&mut desired, &mut inbox).await;
+    run.finish(reason).await;
+}
+
+fn record_path(shared: &Shared, id: &str) -> PathBuf {
+    shared.records.join(format!("{id}.json"))
+}
+
+fn load_record(shared: &Shared, id: &str) -> Option<Record> {
+    serde_json::from_slice(&std::fs::read(record_path(shared, id)).ok()?).ok()
+}
+
+impl Run {
+    fn containers(&self) -> Vec<ContainerDefinition> {
+        self.def.container_definitions.clone().unwrap_or_default()
+    }
+
+    fn mode(&self) -> NetworkMode {
+        self.def.network_mode.unwrap_or(NetworkMode::Bridge)
+    }
+
+    fn save(&self) {
+        let path = record_path(&self.shared, &self.id);
+        let tmp = path.with_extension("tmp");
+        let ok = serde_json::to_vec(&self.record)
+            .map_err(std::io::Error::other)
+            .and_then(|b| std::fs::write(&tmp, b))
+            .and_then(|()| std::fs::rename(&tmp, &path));
+        if let Err(e) = ok {
+            tracing::warn!(task = %self.arn, error = %e, "could not save the task record");
+        }
+    }
+
+    /// Runs the task; answers the stopped reason when the task stops for a reason of its own.
+    async fn drive(
+        &mut self,
+        desired: &mut watch::Receiver<String>,
+        inbox: &mut mpsc::Receiver<Event>,
+    ) -> Option<String> {
+        if *desired.borrow() == "STOPPED" && self.record.containers.is_empty() {
+            return None;
+        }
+        self.adopt().await;
+        if let Err(reason) = self.prepare().await {
+            return Some(reason);
+        }
+        loop {
+            if let Some(reason) = self.start_ready().await {
+                self.stop_all().await;
+                return Some(reason);
+            }
+            self.report_running_once().await;
+            if self.all_exited() {
+                return Some(ESSENTIAL_EXITED.to_string());
+            }
+            tokio::select! {
+                changed = desired.changed() => {
+                    if changed.is_err() || *desired.borrow() == "STOPPED" {
+                        self.stop_all().await;
+                        return None;
+                    }
+                }
+                Some(event) = inbox.recv() => {
+                    if let Some(reason) = self.on_event(event).await {
+                        self.stop_all().await;
+                        return Some(reason);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Picks up containers a previous agent process started.
+    async fn adopt(&mut self) {
+        let started: Vec<String> = self
+            .record
+            .containers
+            .iter()
+            .filter(|(_, c)| c.started && c.exit.is_none())
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in started {
+            self.watch_exit(&name);
+        }
+        if self.record.network.is_none() {
+            self.record.network = self.shared.networks.recover(&self.id).ok().flatten();
+        }
+    }
+
+    /// Images, network and cgroup; each only once (an adopted task has them).
+    async fn prepare(&mut self) -> Result<(), String> {
+        self.pull_started_at = Some(now());
+        self.report("PENDING", None).await;
+        for c in self.containers() {
+            let name = c.name.clone().unwrap_or_default();
+            let reference = c.image.clone().unwrap_or_default();
+            match self.shared.images.pull(&reference, None, self.shared.pull_policy).await {
+                Ok(image) => {
+                    self.images.insert(name, image);
+                }
+                Err(e) => return Err(format!("CannotPullContainerError: {e}")),
+            }
+        }
+        self.pull_stopped_at = Some(now());
+        if self.record.network.is_none() {
+            let network = self
+                .shared
+                .networks
+                .setup_task(&self.id, network_mode(self.mode()), &port_requests(&self.def))
+                .await
+                .map_err(|e| format!("ResourceInitializationError: failed to set up the task network: {e}"))?;
+            self.record.network = Some(network);
+            self.save();
+        }
+        let cpu = self.def.cpu.as_deref().and_then(|c| c.parse().ok());
+        let memory = self.def.memory.as_deref().and_then(|m| m.parse().ok());
+        self.shared
+            .cgroups
+            .create_task(&self.id, cpu, memory)
+            .map_err(|e| format!("ResourceInitializationError: failed to create the task cgroup: {e}"))?;
+        Ok(())
+    }
+
+    /// Starts every container whose dependencies hold; answers a reason when one never can.
+    async fn start_ready(&mut self) -> Option<String> {
+        for c in self.containers() {
+            let name = c.name.clone().unwrap_or_default();
+            if self.record.containers.get(&name).is_some_and(|r| r.started || r.exit.is_some()) {
+                continue;
+            }
+            match self.dependencies(&c) {
+                Readiness::Wait => continue,
+                Readiness::Never(reason) => return Some(reason),
+                Readiness::Ready => {}
+            }
+            if let Err(reason) = self.start(&c).await {
+                return Some(reason);
+            }
+        }
+        None
+    }
+
+    fn dependencies(&self, c: &ContainerDefinition) -> Readiness {
+        for dep in c.depends_on.iter().flatten() {
+            let target = dep.container_name.clone().unwrap_or_default();
+            let state = self.record.containers.get(&target);
+            let exit_code = state.and_then(|s| s.exit.as_ref()).map(|e| e.code);
+            let started = state.is_some_and(|s| s.started);
+            let ready = match dep.condition.unwrap_or(ContainerCondition::Start) {
+                ContainerCondition::Start => started,
+                ContainerCondition::Complete => exit_code.is_some(),
+                ContainerCondition::Success => match exit_code {
+                    Some(Some(0)) => true,
+                    Some(code) => {
+                        return Readiness::Never(format!(
+                            "Dependency container {target} exited with code {} instead of succeeding",
+                            code.map_or("unknown".into(), |c| c.to_string())
+                        ))
+                    }
+                    None => false,
+                },
+                ContainerCondition::Healthy => match (self.health.get(&target), exit_code) {
+                    (Some(true), _) => true,
+                    (_, Some(_)) => {
+                        return Readiness::Never(format!("Dependency container {target} exited before it was healthy"))
+                    }
+                    _ => false,
+                },
+            };
+            if !ready {
+                return Readiness::Wait;
+            }
+        }
+        Readiness::Ready
+    }
+
+    async fn start(&mut self, c: &ContainerDefinition) -> Result<(), String> {
+        let name = c.name.clone().unwrap_or_default();
+        let image = self.images.get(&name).cloned().ok_or_else(|| format!("no image for container {name}"))?;
+        let id = spec::container_id(&self.id, &name);
+        let dir = self.shared.containers.join(&id);
+        let rootfs =
+            self.shared.images.mount_rootfs(&image, &dir).map_err(|e| format!("CannotCreateContainerError: {e}"))?;
+        let cgroup = self.shared.cgroups.task(&self.id).ok().map(|c| c.path().to_string());
+        let ctx = TaskContext {
+            task_id: &self.id,
+            definition: &self.def,
+            cgroup,
+            netns: self.record.network.as_ref().filter(|n| n.mode != Mode::Host).map(|n| n.netns.clone()),
+            volumes_dir: &self.shared.volumes,
+        };
+        for m in c.mount_points.iter().flatten() {
+            if let Some(source) = m.source_volume.as_deref().and_then(|v| spec::volume_source(&ctx, v)) {
+                let _ = std::fs::create_dir_all(source);
+            }
+        }
+        let config = spec::container_config(c, &image, rootfs, &ctx);
+        if let Err(e) = self.shared.runtime.start(&config).await {
+            let reason = format!("CannotStartContainerError: {e}");
+            self.record.containers.insert(name, ContainerRecord { reason: Some(reason.clone()), ..Default::default() });
+            self.save();
+            return Err(reason);
+        }
+        self.record.containers.insert(name.clone(), ContainerRecord { started: true, ..Default::default() });
+        self.save();
+        self.watch_exit(&name);
+        if let Some(check) = c.health_check.clone() {
+            tokio::spawn(health_loop(Arc::clone(&self.shared), id, name, check, self.events.clone()));
+        }
+        Ok(())
+    }
+
+    fn watch_exit(&self, name: &str) {
+        let shared = Arc::clone(&self.shared);
+        let events = self.events.clone();
+        let id = spec::container_id(&self.id, name);
+        let name = name.to_string();
+        tokio::spawn(async move {
+            if let Ok(status) = shared.runtime.wait(&id).await {
+                let _ = events.send(Event::Exited(name, status)).await;
+            }
+        });
+    }
+
+    async fn report_running_once(&mut self) {
+        let all_started = self.containers().iter().all(|c| {
+            let name = c.name.as_deref().unwrap_or_default();
+            self.record.containers.get(name).is_some_and(|r| r.started)
+        });
+        if all_started && !self.record.running_reported {
+            self.report("RUNNING", None).await;
+            self.record.running_reported = true;
+            self.save();
+        }
+    }
+
+    fn all_exited(&self) -> bool {
+        let names = self.containers();
+        !names.is_empty()
+            && names.iter().all(|c| {
+                self.record.containers.get(c.name.as_deref().unwrap_or_default()).is_some_and(|r| r.exit.is_some())
+            })
+    }
+
+    /// Records an event; answers a stop reason when it stops the task.
+    async fn on_event(&mut self, event: Event) -> Option<String> {
+        match event {
+            Event::Health(name, healthy) => {
+                self.health.insert(name, healthy);
+                None
+            }
+            Event::Exited(name, status) => {
+                let essential = self
+                    .containers()
+                    .iter()
+                    .find(|c| c.name.as_deref() == Some(&name))
+                    .is_none_or(|c| c.essential.unwrap_or(true));
+                let entry = self.record.containers.entry(name).or_default();
+                if status.oom_killed {
+                    entry.reason = Some(OOM_REASON.to_string());
+                }
+                entry.exit = Some(status);
+                self.save();
+                self.report(if self.record.running_reported { "RUNNING" } else { "PENDING" }, None).await;
+                essential.then(|| ESSENTIAL_EXITED.to_string())
+            }
+        }
+    }
+
+    /// Stops every running container, each with its stop timeout, all at once.
+    async fn stop_all(&mut self) {
+        let mut stops = tokio::task::JoinSet::new();
+        for c in self.containers() {
+            let name = c.name.clone().unwrap_or_default();
+            if !self.record.containers.get(&name).is_some_and(|r| r.started && r.exit.is_none()) {
+                continue;
+            }
+            let timeout =
+                c.stop_timeout.and_then(|s| u64::try_from(s).ok()).map_or(DEFAULT_STOP_TIMEOUT, Duration::from_secs);
+            let shared = Arc::clone(&self.shared);
+            let id = spec::container_id(&self.id, &name);
+            stops.spawn(async move { (name, shared.runtime.stop(&id, timeout).await) });
+        }
+        while let Some(Ok((name, result))) = stops.join_next().await {
+            let entry = self.record.containers.entry(name).or_default();
+            match result {
+                Ok(status) => {
+                    if status.oom_killed {
+                        entry.reason = Some(OOM_REASON.to_string());
+                    }
+                    entry.exit = Some(status);
+                }
+                Err(e) => entry.reason = Some(format!("could not stop the container: {e}")),
+            }
+        }
+        self.save();
+    }
+
+    /// Cleans up and reports STOPPED; the task's record goes last, once the server has it.
+    async fn finish(&mut self, reason: Option<String>) {
+        for c in self.containers() {
+            let id = spec::container_id(&self.id, c.name.as_deref().unwrap_or_default());
+            let _ = self.shared.runtime.delete(&id).await;
+            let _ = self.shared.images.unmount_rootfs(&self.shared.containers.join(&id));
+        }
+        if let Err(e) = self.shared.networks.teardown_task(&self.id).await {
+            tracing::warn!(task = %self.arn, error = %e, "tearing down the task network");
+        }
+        if let Ok(cgroup) = self.shared.cgroups.task(&self.id) {
+            let _ = cgroup.remove();
+        }
+        let _ = std::fs::remove_dir_all(self.shared.volumes.join(&self.id));
+        let stopped_at = now();
+        let mut report = self.snapshot("STOPPED", reason);
+        report.execution_stopped_at = Some(stopped_at);
+        report::send(&self.shared, &self.arn, report).await;
+        let _ = std::fs::remove_file(record_path(&self.shared, &self.id));
+    }
+
+    async fn report(&self, status: &str, reason: Option<String>) {
+        report::send(&self.shared, &self.arn, self.snapshot(status, reason)).await;
+    }
+
+    /// The task's status with every container's, as one idempotent report.
+    fn snapshot(&self, status: &str, reason: Option<String>) -> Report {
+        let bindings = self.record.network.as_ref().map(|n| n.bindings.clone()).unwrap_or_default();
+        let containers = self
+            .containers()
+            .iter()
+            .map(|c| {
+                let name = c.name.clone().unwrap_or_default();
+                let r = self.record.containers.get(&name).cloned().unwrap_or_default();
+                let ports: Vec<u16> = c
+                    .port_mappings
+                    .iter()
+                    .flatten()
+                    .filter_map(|m| m.container_port.and_then(|p| u16::try_from(p).ok()))
+                    .collect();
+                let mine: Vec<_> = bindings.iter().filter(|b| ports.contains(&b.container_port)).cloned().collect();
+                let container_status = match (&r.exit, r.started, status) {
+                    (Some(_), _, _) | (None, _, "STOPPED") => "STOPPED",
+                    (None, true, _) => "RUNNING",
+                    (None, false, _) => "PENDING",
+                };
+                ContainerStateChange {
+                    container_name: Some(name.clone()),
+                    runtime_id: r.started.then(|| spec::container_id(&self.id, &name)),
+                    exit_code: r.exit.as_ref().and_then(|e| e.code),
+                    network_bindings: (!mine.is_empty()).then(|| report::bindings(&mine)),
+                    reason: r.reason.clone().or_else(|| r.exit.as_ref().and_then(|e| e.reason.clone())),
+                    status: Some(container_status.to_string()),
+                    image_digest: self.images.get(&name).map(|i| i.manifest_digest.clone()),
+                }
+            })
+            .collect();
+        Report {
+            status: status.to_string(),
+            reason,
+            containers,
+            pull_started_at: self.pull_started_at,
+            pull_stopped_at: self.pull_stopped_at,
+            execution_stopped_at: None,
+        }
+    }
+}
+
+enum Readiness {
+    Ready,
+    Wait,
+    Never(String),
+}
+
+fn network_mode(mode: NetworkMode) -> Mode {
+    match mode {
+        NetworkMode::Awsvpc => Mode::Awsvpc,
+        NetworkMode::Host => Mode::Host,
+        NetworkMode::None => Mode::None,
+        NetworkMode::Bridge => Mode::Bridge,
+    }
+}
+
+/// The host ports the task asks for: static ones, and dynamic ones (hostPort 0 or unset in
+/// bridge mode). In awsvpc mode ports are the task's own and nothing is published.
+fn port_requests(def: &TaskDefinition) -> Vec<PortRequest> {
+    let mode = def.network_mode.unwrap_or(NetworkMode::Bridge);
+    if mode != NetworkMode::Bridge {
+        return Vec::new();
+    }
+    def.container_definitions
+        .iter()
+        .flatten()
+        .flat_map(|c| c.port_mappings.iter().flatten())
+        .filter_map(|m| {
+            Some(PortRequest {
+                container_port: u16::try_from(m.container_port?).ok()?,
+                host_port: m.host_port.and_then(|p| u16::try_from(p).ok()).filter(|p| *p != 0),
+                protocol: match m.protocol {
+                    Some(berth_api::model::TransportProtocol::Udp) => Protocol::Udp,
+                    _ => Protocol::Tcp,
+                },
+            })
+        })
+        .collect()
+}
+
+/// Runs a container's health check as ECS does: after `startPeriod` failures count, and
+/// `retries` consecutive failures make it UNHEALTHY; a success makes it HEALTHY.
+async fn health_loop(
+    shared: Arc<Shared>,
+    id: String,
+    name: String,
+    check: berth_api::model::HealthCheck,
+    events: mpsc::Sender<Event>,
+) {
+    let secs = |v: Option<i32>, d: u64| {
+        v.and_then(|s| u64::try_from(s).ok()).map_or(Duration::from_secs(d), Duration::from_secs)
+    };
+    let interval = secs(check.interval, 30);
+    let timeout = secs(check.timeout, 5);
+    let retries = check.retries.unwrap_or(3).max(1);
+    let start_period = secs(check.start_period, 0);
+    let command = check.command.unwrap_or_default();
+    let args: Vec<String> = match command.first().map(String::as_str) {
+        Some("CMD-SHELL") => vec!["/bin/sh".into(), "-c".into(), command[1..].join(" ")],
+        Some("CMD") => command[1..].to_vec(),
+        _ => return,
+    };
+    let began = tokio::time::Instant::now();
+    let mut failures = 0;
+    let mut last: Option<bool> = None;
+    loop {
+        let ok = matches!(shared.runtime.exec(&id, &args, timeout).await, Ok(0));
+        if ok {
+            failures = 0;
+        } else if began.elapsed() >= start_period {
+            failures += 1;
+        }
+        let now_healthy = if ok {
+            Some(true)
+        } else if failures >= retries {
+            Some(false)
+        } else {
+            last
+        };
+        if now_healthy != last {
+            if let Some(h) = now_healthy {
+                if events.send(Event::Health(name.clone(), h)).await.is_err() {
+                    return;
+                }
+            }
+            last = now_healthy;
+        }
+        tokio::time::sleep(interval).await;
+        if !matches!(shared.runtime.state(&id).await, Ok(berth_runtime::container::ContainerState::Running { .. })) {
+            return;
+        }
+    }
+}

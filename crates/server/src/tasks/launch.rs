@@ -1,0 +1,137 @@
+//! Turning a task definition, its overrides and a placement into a new ECS `Task`.
+
+use berth_api::model::{Container, ContainerDefinition, LaunchType, NetworkMode, Task, TaskDefinition, TaskOverride};
+use berth_api::task_definition::{parse_cpu, parse_memory, with_overrides};
+use berth_api::{ApiError, ResourceKind};
+
+use crate::state::{now, Call, State};
+
+/// What a task takes from its container instance while it is not STOPPED.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Reservation {
+    /// CPU units.
+    pub cpu: i64,
+    /// MiB.
+    pub memory: i64,
+    /// Static host ports (TCP).
+    pub ports_tcp: Vec<u16>,
+    /// Static host ports (UDP).
+    pub ports_udp: Vec<u16>,
+}
+
+/// The task-level cpu and memory in force (override, else definition), as CPU units and MiB.
+fn task_size(def: &TaskDefinition, overrides: Option<&TaskOverride>) -> Result<(Option<u32>, Option<u32>), ApiError> {
+    let cpu = overrides.and_then(|o| o.cpu.clone()).or_else(|| def.cpu.clone());
+    let memory = overrides.and_then(|o| o.memory.clone()).or_else(|| def.memory.clone());
+    Ok((cpu.as_deref().map(parse_cpu).transpose()?, memory.as_deref().map(parse_memory).transpose()?))
+}
+
+/// What the task reserves on an instance: task-level sizes, else the containers' sums;
+/// and the static host ports it publishes.
+pub fn reservation(def: &TaskDefinition, overrides: Option<&TaskOverride>) -> Result<Reservation, ApiError> {
+    let containers = with_overrides(def, overrides)?;
+    let (task_cpu, task_memory) = task_size(def, overrides)?;
+    let cpu = task_cpu.map_or_else(|| containers.iter().map(|c| i64::from(c.cpu.unwrap_or(0))).sum(), i64::from);
+    let memory = task_memory.map_or_else(
+        || containers.iter().map(|c| i64::from(c.memory.or(c.memory_reservation).unwrap_or(0))).sum(),
+        i64::from,
+    );
+    let mode = def.network_mode.unwrap_or(NetworkMode::Bridge);
+    let mut r = Reservation { cpu, memory, ..Reservation::default() };
+    if mode == NetworkMode::Awsvpc || mode == NetworkMode::None {
+        return Ok(r);
+    }
+    for m in containers.iter().flat_map(|c| c.port_mappings.as_deref().unwrap_or_default()) {
+        let host = m.host_port.filter(|p| *p > 0).or(m.container_port.filter(|_| mode == NetworkMode::Host));
+        let Some(port) = host.and_then(|p| u16::try_from(p).ok()) else { continue };
+        match m.protocol {
+            Some(berth_api::model::TransportProtocol::Udp) => r.ports_udp.push(port),
+            _ => r.ports_tcp.push(port),
+        }
+    }
+    Ok(r)
+}
+
+/// Everything RunTask and StartTask share about the tasks they create.
+pub struct Launch<'a> {
+    pub cluster: &'a str,
+    pub definition: &'a TaskDefinition,
+    pub overrides: Option<TaskOverride>,
+    pub group: Option<String>,
+    pub started_by: Option<String>,
+    pub tags: Option<Vec<berth_api::model::Tag>>,
+    pub enable_execute_command: bool,
+}
+
+impl Launch<'_> {
+    /// A new PROVISIONING task on `instance_arn` (with its availability zone).
+    pub fn task(&self, state: &State, call: &Call, instance_arn: &str, zone: Option<String>) -> Result<Task, ApiError> {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let task_arn = state.arn(call, ResourceKind::Task, format!("{}/{id}", self.cluster)).to_string();
+        let containers = with_overrides(self.definition, self.overrides.as_ref())?
+            .iter()
+            .map(|c| container(state, call, self.cluster, &id, &task_arn, c))
+            .collect();
+        let (cpu, memory) = task_size(self.definition, self.overrides.as_ref())?;
+        let family = self.definition.family.clone().unwrap_or_default();
+        Ok(Task {
+            attachments: Some(Vec::new()),
+            attributes: Some(Vec::new()),
+            availability_zone: zone,
+            cluster_arn: Some(state.arn(call, ResourceKind::Cluster, self.cluster).to_string()),
+            container_instance_arn: Some(instance_arn.to_string()),
+            containers: Some(containers),
+            cpu: cpu.map(|c| c.to_string()),
+            created_at: Some(now()),
+            desired_status: Some("RUNNING".into()),
+            enable_execute_command: Some(self.enable_execute_command),
+            group: Some(self.group.clone().unwrap_or_else(|| format!("family:{family}"))),
+            last_status: Some("PROVISIONING".into()),
+            launch_type: Some(LaunchType::Ec2),
+            memory: memory.map(|m| m.to_string()),
+            overrides: Some(self.overrides.clone().unwrap_or_else(|| TaskOverride {
+                container_overrides: Some(Vec::new()),
+                inference_accelerator_overrides: Some(Vec::new()),
+                ..Default::default()
+            })),
+            started_by: self.started_by.clone(),
+            tags: Some(self.tags.clone().unwrap_or_default()),
+            task_arn: Some(task_arn),
+            task_definition_arn: self.definition.task_definition_arn.clone(),
+            version: Some(1),
+            ..Default::default()
+        })
+    }
+}
+
+fn container(
+    state: &State,
+    call: &Call,
+    cluster: &str,
+    task_id: &str,
+    task_arn: &str,
+    c: &ContainerDefinition,
+) -> Container {
+    let id = uuid::Uuid::new_v4().to_string();
+    Container {
+        container_arn: Some(
+            berth_api::Arn::new(
+                &call.region,
+                &state.account,
+                ResourceKind::Container,
+                format!("{cluster}/{task_id}/{id}"),
+            )
+            .to_string(),
+        ),
+        task_arn: Some(task_arn.to_string()),
+        name: c.name.clone(),
+        image: c.image.clone(),
+        last_status: Some("PENDING".into()),
+        network_interfaces: Some(Vec::new()),
+        cpu: Some(c.cpu.unwrap_or(0).to_string()),
+        memory: c.memory.map(|m| m.to_string()),
+        memory_reservation: c.memory_reservation.map(|m| m.to_string()),
+        ..Default::default()
+    }
+}

@@ -1,0 +1,310 @@
+//! Tasks: RunTask, StartTask, StopTask, DescribeTasks, ListTasks, and the agent's reports
+//! (SubmitTaskStateChange, SubmitContainerStateChange).
+//!
+//! A task is stored at `task/CLUSTER/ID` with the task definition it runs and what it
+//! reserved on its container instance ([`Stored`]). Creating a task and reserving its
+//! resources on the instance is one transaction; so is the STOPPED report that releases
+//! them. Stopped tasks stay describable (berth does not purge them yet).
+
+mod launch;
+mod reports;
+
+use std::sync::Arc;
+
+use berth_api::model::{
+    ContainerInstance, DescribeTasksRequest, DescribeTasksResponse, Failure, LaunchType, ListTasksRequest,
+    ListTasksResponse, RunTaskRequest, RunTaskResponse, StartTaskRequest, StartTaskResponse, StopTaskRequest,
+    StopTaskResponse, Task, TaskDefinition, TaskDefinitionStatus, TaskField, TaskStopCode,
+};
+use berth_api::{ApiError, Arn, ResourceKind};
+use berth_store::{Expect, StoreError, Txn};
+use serde::{Deserialize, Serialize};
+
+pub use launch::Reservation;
+pub use reports::{submit_container_state_change, submit_task_state_change};
+
+use crate::container_instances;
+use crate::pagination::{self, Page};
+use crate::records::{self, Decision, RecordError};
+use crate::state::{now, Call, State};
+use crate::{clusters, task_definitions};
+use launch::Launch;
+
+/// How often creating a task retries when its instance changed at the same moment.
+const MAX_ATTEMPTS: usize = 16;
+
+/// A stored task.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Stored {
+    /// What DescribeTasks answers.
+    pub task: Task,
+    /// The definition it runs, as it was when the task was created (the agent runs this).
+    pub definition: TaskDefinition,
+    /// What it holds on its instance until it is STOPPED.
+    pub reservation: Reservation,
+}
+
+/// The store key of task `id` in `cluster`.
+pub fn key(cluster: &str, id: &str) -> String {
+    format!("task/{cluster}/{id}")
+}
+
+fn id_of(ident: &str) -> &str {
+    match ident.strip_prefix("arn:") {
+        Some(_) => ident.rsplit('/').next().unwrap_or(ident),
+        None => ident,
+    }
+}
+
+fn task_id(task: &Task) -> &str {
+    task.task_arn.as_deref().map_or("", id_of)
+}
+
+/// The definition a RunTask/StartTask names: ACTIVE, and able to run on EC2.
+async fn runnable_definition(state: &State, reference: &str) -> Result<TaskDefinition, ApiError> {
+    let def = task_definitions::resolve_definition(state, reference).await?;
+    if def.status != Some(TaskDefinitionStatus::Active) {
+        return Err(ApiError::client("TaskDefinition is inactive"));
+    }
+    let ec2 = def.compatibilities.as_deref().unwrap_or_default().contains(&berth_api::model::Compatibility::Ec2);
+    if !ec2 {
+        return Err(ApiError::client("Task definition does not support launch_type EC2."));
+    }
+    Ok(def)
+}
+
+fn check_launch_type(launch_type: Option<LaunchType>, has_strategy: bool) -> Result<(), ApiError> {
+    match launch_type {
+        None | Some(LaunchType::Ec2) if !has_strategy => Ok(()),
+        _ => Err(ApiError::new(
+            berth_api::ErrorKind::UnsupportedFeature,
+            "This cluster has no capacity for that launch type or capacity provider strategy; berth runs EC2 launch-type tasks on registered container instances.",
+        )),
+    }
+}
+
+/// RunTask: places `count` copies on the cluster's instances by the constraints and strategies.
+pub async fn run(state: Arc<State>, call: Call, req: RunTaskRequest) -> Result<RunTaskResponse, ApiError> {
+    let cluster = clusters::require_active(&state, req.cluster.as_deref()).await?.cluster_name.unwrap_or_default();
+    let count = req.count.unwrap_or(1);
+    if !(1..=10).contains(&count) {
+        return Err(ApiError::invalid("count must be between 1 and 10."));
+    }
+    check_launch_type(req.launch_type, req.capacity_provider_strategy.as_ref().is_some_and(|s| !s.is_empty()))?;
+    crate::tags::validate(req.tags.as_deref().unwrap_or_default())?;
+    let def = runnable_definition(&state, req.task_definition.as_deref().unwrap_or_default()).await?;
+    let reservation = launch::reservation(&def, req.overrides.as_ref())?;
+    let launch = Launch {
+        cluster: &cluster,
+        definition: &def,
+        overrides: req.overrides.clone(),
+        group: req.group.clone(),
+        started_by: req.started_by.clone(),
+        tags: req.tags.clone(),
+        enable_execute_command: req.enable_execute_command.unwrap_or(false),
+    };
+    let mut constraints = req.placement_constraints.clone().unwrap_or_default();
+    constraints.extend(def.placement_constraints.iter().flatten().map(|c| berth_api::model::PlacementConstraint {
+        r#type: c.r#type.map(|t| match t {
+            berth_api::model::TaskDefinitionPlacementConstraintType::MemberOf => {
+                berth_api::model::PlacementConstraintType::MemberOf
+            }
+        }),
+        expression: c.expression.clone(),
+    }));
+    let group = launch.group.clone().unwrap_or_else(|| format!("family:{}", def.family.clone().unwrap_or_default()));
+    let outcome = state
+        .placements
+        .place(
+            &state,
+            &cluster,
+            &reservation,
+            &group,
+            count as usize,
+            &constraints,
+            req.placement_strategy.as_deref().unwrap_or_default(),
+        )
+        .await?;
+    let (tasks, mut failures) = create_all(&state, &call, &launch, &reservation, &group, outcome.placed).await?;
+    failures.extend(outcome.failures);
+    Ok(RunTaskResponse { tasks: Some(tasks), failures: Some(failures) })
+}
+
+/// StartTask: one task on each named instance, without a placement strategy.
+pub async fn start(state: Arc<State>, call: Call, req: StartTaskRequest) -> Result<StartTaskResponse, ApiError> {
+    let cluster = clusters::require_active(&state, req.cluster.as_deref()).await?.cluster_name.unwrap_or_default();
+    let instances = req.container_instances.clone().unwrap_or_default();
+    if instances.is_empty() || instances.len() > 10 {
+        return Err(ApiError::invalid("containerInstances must name 1 to 10 container instances."));
+    }
+    crate::tags::validate(req.tags.as_deref().unwrap_or_default())?;
+    let def = runnable_definition(&state, req.task_definition.as_deref().unwrap_or_default()).await?;
+    let reservation = launch::reservation(&def, req.overrides.as_ref())?;
+    let launch = Launch {
+        cluster: &cluster,
+        definition: &def,
+        overrides: req.overrides.clone(),
+        group: req.group.clone(),
+        started_by: req.started_by.clone(),
+        tags: req.tags.clone(),
+        enable_execute_command: req.enable_execute_command.unwrap_or(false),
+    };
+    let group = launch.group.clone().unwrap_or_else(|| format!("family:{}", def.family.clone().unwrap_or_default()));
+    let mut placed = Vec::new();
+    let mut failures = Vec::new();
+    for ident in instances {
+        let record = records::get::<ContainerInstance>(&*state.store, &instance_key(&cluster, &ident)).await?;
+        let Some(arn) = record.and_then(|(i, _)| i.container_instance_arn) else {
+            failures.push(Failure { arn: Some(ident), reason: Some("MISSING".into()), detail: None });
+            continue;
+        };
+        match state.placements.place_on(&state, &cluster, &arn, &reservation, &group).await? {
+            Ok(()) => placed.push(arn),
+            Err(f) => failures.push(f),
+        }
+    }
+    let (tasks, more) = create_all(&state, &call, &launch, &reservation, &group, placed).await?;
+    failures.extend(more);
+    Ok(StartTaskResponse { tasks: Some(tasks), failures: Some(failures) })
+}
+
+/// Creates a task on each placed instance; a copy whose write fails is released and reported.
+async fn create_all(
+    state: &State,
+    call: &Call,
+    launch: &Launch<'_>,
+    reservation: &Reservation,
+    group: &str,
+    placed: Vec<String>,
+) -> Result<(Vec<Task>, Vec<Failure>), ApiError> {
+    let mut tasks = Vec::new();
+    let mut failures = Vec::new();
+    for instance_arn in placed {
+        match create(state, call, launch, reservation, &instance_arn).await {
+            Ok(task) => tasks.push(task),
+            Err(e) => {
+                state.placements.release(launch.cluster, &instance_arn, reservation, group).await;
+                failures.push(Failure { arn: Some(instance_arn), reason: Some(e.message), detail: None });
+            }
+        }
+    }
+    state.notify_assignments();
+    Ok((tasks, failures))
+}
+
+/// Writes the task and its reservation on the instance in one transaction.
+async fn create(
+    state: &State,
+    call: &Call,
+    launch: &Launch<'_>,
+    reservation: &Reservation,
+    instance_arn: &str,
+) -> Result<Task, ApiError> {
+    let instance_key = instance_key(launch.cluster, instance_arn);
+    for _ in 0..MAX_ATTEMPTS {
+        let (mut instance, version) = records::get::<ContainerInstance>(&*state.store, &instance_key)
+            .await?
+            .ok_or_else(|| ApiError::invalid(format!("Container instance {instance_arn} is not registered.")))?;
+        let zone = container_instances::attribute(&instance, "ecs.availability-zone");
+        let task = launch.task(state, call, instance_arn, zone)?;
+        container_instances::reserve(&mut instance, reservation, 1);
+        instance.pending_tasks_count = Some(instance.pending_tasks_count.unwrap_or(0) + 1);
+        let stored =
+            Stored { task: task.clone(), definition: launch.definition.clone(), reservation: reservation.clone() };
+        let txn = Txn::new().put(key(launch.cluster, task_id(&task)), records::encode(&stored)?, Expect::Absent).put(
+            instance_key.clone(),
+            records::encode(&instance)?,
+            Expect::Version(version),
+        );
+        match state.store.commit(txn).await {
+            Ok(_) => return Ok(task),
+            Err(StoreError::Conflict { .. }) => continue,
+            Err(e) => return Err(RecordError::from(e).into()),
+        }
+    }
+    Err(RecordError::Store(StoreError::Conflict { key: instance_key }).into())
+}
+
+fn instance_key(cluster: &str, instance_arn: &str) -> String {
+    container_instances::key(cluster, container_instances::id_of(instance_arn))
+}
+
+/// StopTask: the task's desired status becomes STOPPED; its agent stops it.
+pub async fn stop(state: Arc<State>, _call: Call, req: StopTaskRequest) -> Result<StopTaskResponse, ApiError> {
+    let cluster = clusters::require_active(&state, req.cluster.as_deref()).await?.cluster_name.unwrap_or_default();
+    let ident = req.task.unwrap_or_default();
+    let reason = req.reason.filter(|r| !r.is_empty()).unwrap_or_else(|| "Task stopped by user".into());
+    let task = records::update(&*state.store, &key(&cluster, id_of(&ident)), |current: Option<Stored>| {
+        let mut stored = current.ok_or_else(|| ApiError::invalid("The referenced task was not found."))?;
+        if stored.task.desired_status.as_deref() == Some("STOPPED") {
+            return Ok(Decision::Keep(stored.task));
+        }
+        let t = &mut stored.task;
+        t.desired_status = Some("STOPPED".into());
+        t.stop_code = Some(TaskStopCode::UserInitiated);
+        t.stopped_reason = Some(reason.clone());
+        t.stopping_at = Some(now());
+        t.version = Some(t.version.unwrap_or(0) + 1);
+        Ok(Decision::Write(stored.clone(), stored.task))
+    })
+    .await?;
+    state.notify_assignments();
+    Ok(StopTaskResponse { task: Some(task) })
+}
+
+/// DescribeTasks: found tasks in request order, `failures` (MISSING) for the rest.
+pub async fn describe(
+    state: Arc<State>,
+    call: Call,
+    req: DescribeTasksRequest,
+) -> Result<DescribeTasksResponse, ApiError> {
+    let cluster = clusters::require_active(&state, req.cluster.as_deref()).await?.cluster_name.unwrap_or_default();
+    let idents = req.tasks.unwrap_or_default();
+    if idents.len() > 100 {
+        return Err(ApiError::invalid("tasks can have at most 100 items."));
+    }
+    let with_tags = req.include.unwrap_or_default().contains(&TaskField::Tags);
+    let mut tasks = Vec::new();
+    let mut failures = Vec::new();
+    for ident in idents {
+        match records::get::<Stored>(&*state.store, &key(&cluster, id_of(&ident))).await? {
+            Some((mut stored, _)) => {
+                if !with_tags {
+                    stored.task.tags = None;
+                }
+                tasks.push(stored.task);
+            }
+            None => {
+                let arn = Arn::parse(&ident).map_or_else(
+                    || state.arn(&call, ResourceKind::Task, format!("{cluster}/{ident}")).to_string(),
+                    |a| a.to_string(),
+                );
+                failures.push(Failure { arn: Some(arn), reason: Some("MISSING".into()), detail: None });
+            }
+        }
+    }
+    Ok(DescribeTasksResponse { tasks: Some(tasks), failures: Some(failures) })
+}
+
+/// ListTasks: by desired status (default RUNNING), family, startedBy, service, instance and launch type.
+pub async fn list(state: Arc<State>, _call: Call, req: ListTasksRequest) -> Result<ListTasksResponse, ApiError> {
+    let cluster = clusters::require_active(&state, req.cluster.as_deref()).await?.cluster_name.unwrap_or_default();
+    let page = Page::from_request(req.max_results, req.next_token.as_deref(), 100)?;
+    let desired = req.desired_status.map_or("RUNNING", |d| d.as_str());
+    let instance = req.container_instance.as_deref().map(container_instances::id_of);
+    let group = req.service_name.as_deref().map(|s| format!("service:{s}"));
+    let (arns, next_token) = pagination::collect(&*state.store, &format!("task/{cluster}/"), &page, |_, s: Stored| {
+        let t = &s.task;
+        let family = s.definition.family.as_deref();
+        let wanted = t.desired_status.as_deref() == Some(desired)
+            && req.family.as_deref().is_none_or(|f| family == Some(f))
+            && req.started_by.as_deref().is_none_or(|b| t.started_by.as_deref() == Some(b))
+            && group.as_deref().is_none_or(|g| t.group.as_deref() == Some(g))
+            && instance.is_none_or(|i| t.container_instance_arn.as_deref().map(container_instances::id_of) == Some(i))
+            && req.launch_type.is_none_or(|l| t.launch_type == Some(l));
+        wanted.then(|| t.task_arn.clone().unwrap_or_default())
+    })
+    .await?;
+    Ok(ListTasksResponse { task_arns: Some(arns), next_token })
+}
