@@ -140,6 +140,7 @@ def test_depends_on_success_and_healthy(ecs, fleet):
     [t] = wait_stopped(ecs, fleet, run(ecs, fleet, d["family"]), timeout=90)
     assert container(t, "migrate")["exitCode"] == 0
     assert container(t, "app")["exitCode"] == 42, t
+    assert container(t, "db")["healthStatus"] == "HEALTHY"
 
 
 def test_failed_dependency_stops_the_task(ecs, fleet):
@@ -228,3 +229,39 @@ def _process_running(container_id: str) -> bool:
         if container_id in cmdline and "shim" in cmdline:
             return True
     return False
+
+
+def test_awsvpc_task_reports_its_eni_and_answers_on_its_address(ecs, fleet):
+    d = td(ecs, fleet, [{"name": "web", "command": ["httpd", "-f", "-p", "8080", "-h", "/www"],
+                         "portMappings": [{"containerPort": 8080}], "stopTimeout": 1}], networkMode="awsvpc")
+    [arn] = run(ecs, fleet, d["family"])
+    wait_running(ecs, fleet, [arn])
+    deadline = time.time() + 10
+    while True:
+        task = ecs.describe_tasks(cluster=fleet["cluster"], tasks=[arn])["tasks"][0]
+        if task["attachments"] or time.time() > deadline:
+            break
+        time.sleep(0.2)
+    [eni] = task["attachments"]
+    assert eni["type"] == "ElasticNetworkInterface" and eni["status"] == "ATTACHED"
+    details = {kv["name"]: kv["value"] for kv in eni["details"]}
+    ip = details["privateIPv4Address"]
+    assert ip.startswith("10.213.2"), ip
+    assert container(task, "web")["networkInterfaces"][0]["privateIpv4Address"] == ip
+    body = urllib.request.urlopen(f"http://{ip}:8080/index.html", timeout=5).read()
+    assert body == b"hello-from-berth\n"
+    ecs.stop_task(cluster=fleet["cluster"], task=arn)
+    wait_stopped(ecs, fleet, [arn])
+
+
+def test_stop_task_while_the_agent_is_down(ecs, fleet):
+    agent = fleet["agents"][1]
+    d = td(ecs, fleet, [{"name": "long", "command": ["sleep", "600"], "stopTimeout": 1}])
+    [arn] = run(ecs, fleet, d["family"], placementConstraints=[{"type": "memberOf", "expression": "attribute:stack == beta"}])
+    wait_running(ecs, fleet, [arn])
+    agent.kill()
+    ecs.stop_task(cluster=fleet["cluster"], task=arn, reason="while away")
+    agent.start()
+    [t] = wait_stopped(ecs, fleet, [arn])
+    assert t["stopCode"] == "UserInitiated" and t["stoppedReason"] == "while away"
+    assert not _process_running(f"{arn.rsplit('/', 1)[1]}-long")

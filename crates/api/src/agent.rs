@@ -1,11 +1,12 @@
 //! berth's agent channel: the one operation berth adds to the ECS API.
 //!
-//! An agent long-polls `BerthAgentV1.PollAssignments` (signed like any AWS JSON 1.1 call)
+//! The channel has two operations. An agent long-polls `BerthAgentV1.PollAssignments` (signed like any AWS JSON 1.1 call)
 //! for the full desired state of its container instance: every task placed on it that is
 //! not yet STOPPED, with the definition it runs. The answer comes at once when anything
 //! changed since the generation the agent last saw, else when something changes or the
 //! wait ends. The agent reports back through the ECS operations SubmitTaskStateChange and
-//! SubmitContainerStateChange. Full state, not deltas, keeps both sides level-triggered:
+//! SubmitContainerStateChange, plus `BerthAgentV1.SubmitTaskDetails` for what those have no
+//! member for (a task's own address, container health). Full state, not deltas, keeps both sides level-triggered:
 //! a lost answer is repaired by the next one.
 
 use serde::{Deserialize, Serialize};
@@ -71,4 +72,57 @@ impl Operation for PollAssignments {
     const NAME: &'static str = "PollAssignments";
     type Input = PollAssignmentsRequest;
     type Output = PollAssignmentsResponse;
+}
+
+/// SubmitTaskDetails input: what the agent knows of a task that ECS's own state-change
+/// operations have no member for — the task's network address (reported as an
+/// ElasticNetworkInterface attachment in awsvpc mode) and container health.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubmitTaskDetailsRequest {
+    /// The task's cluster.
+    pub cluster: Option<String>,
+    /// The task's ARN or id.
+    pub task: Option<String>,
+    /// The task's own address (awsvpc).
+    pub private_ipv4_address: Option<String>,
+    /// The MAC address of the task's interface (awsvpc).
+    pub mac_address: Option<String>,
+    /// Health of the containers that have a health check.
+    #[serde(default)]
+    pub container_health: Vec<ContainerHealth>,
+}
+
+/// One container's health.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerHealth {
+    /// The container's name.
+    pub name: String,
+    /// Its health.
+    pub health_status: crate::model::HealthStatus,
+}
+
+impl Validate for SubmitTaskDetailsRequest {
+    fn validate(&self, v: &mut Validator) {
+        if self.task.is_none() {
+            v.missing("task");
+        }
+    }
+}
+
+/// SubmitTaskDetails output.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubmitTaskDetailsResponse {}
+
+/// The SubmitTaskDetails operation.
+#[derive(Debug, Clone, Copy)]
+pub struct SubmitTaskDetails;
+
+impl Operation for SubmitTaskDetails {
+    const TARGET_PREFIX: &'static str = AGENT_TARGET_PREFIX;
+    const NAME: &'static str = "SubmitTaskDetails";
+    type Input = SubmitTaskDetailsRequest;
+    type Output = SubmitTaskDetailsResponse;
 }

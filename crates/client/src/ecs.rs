@@ -1,5 +1,7 @@
 //! Signed AWS JSON 1.1 calls to one berth endpoint over keep-alive HTTP/1.1.
 
+use std::time::Duration;
+
 use berth_api::protocol::{ECS_TARGET_PREFIX, JSON_CONTENT_TYPE};
 use berth_api::Operation;
 use bytes::Bytes;
@@ -32,9 +34,14 @@ pub enum ClientError {
     Json { op: String, source: serde_json::Error },
 }
 
+/// How long a call may take before it fails: longer than the agent channel's long poll,
+/// short enough that a server that vanished without a reset is noticed.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// A keep-alive HTTP/1.1 client for one berth endpoint, signing every request.
 pub struct EcsClient {
     http: Client<HttpConnector, Full<Bytes>>,
+    timeout: Duration,
     uri: Uri,
     uri_text: String,
     host: String,
@@ -65,8 +72,9 @@ impl EcsClient {
         let host = uri.authority().ok_or_else(bad)?.to_string();
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
+        connector.set_keepalive(Some(Duration::from_secs(30)));
         let http = Client::builder(TokioExecutor::new()).pool_max_idle_per_host(connections).build(connector);
-        Ok(Self { http, uri, uri_text, host, signer })
+        Ok(Self { http, timeout: DEFAULT_TIMEOUT, uri, uri_text, host, signer })
     }
 
     /// Builds and signs a call of ECS operation `op` with JSON `body`.
@@ -94,10 +102,15 @@ impl EcsClient {
     pub async fn send(&self, req: Prepared) -> Result<Reply, ClientError> {
         let op = req.headers().get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
         let transport = |detail: String| ClientError::Transport { op: op.clone(), detail };
-        let resp = self.http.request(req).await.map_err(|e| transport(e.to_string()))?;
-        let status = resp.status();
-        let body = resp.into_body().collect().await.map_err(|e| transport(e.to_string()))?.to_bytes();
-        Ok(Reply { status, body })
+        let exchange = async {
+            let resp = self.http.request(req).await.map_err(|e| transport(e.to_string()))?;
+            let status = resp.status();
+            let body = resp.into_body().collect().await.map_err(|e| transport(e.to_string()))?.to_bytes();
+            Ok(Reply { status, body })
+        };
+        tokio::time::timeout(self.timeout, exchange)
+            .await
+            .unwrap_or_else(|_| Err(transport(format!("no answer within {:?}", self.timeout))))
     }
 
     /// Calls `op` with a raw JSON body; anything but HTTP 200 is [`ClientError::Api`].

@@ -6,5 +6,5 @@
 mod ecs;
 mod sign;
 
-pub use ecs::{ClientError, EcsClient, Prepared, Reply};
+pub use ecs::{ClientError, EcsClient, Prepared, Reply, DEFAULT_TIMEOUT};
 pub use sign::{SignError, Signer};

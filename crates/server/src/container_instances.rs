@@ -217,10 +217,26 @@ fn reregistered(
         resource_value(existing.registered_resources.as_deref().unwrap_or_default(), name)
             - resource_value(existing.remaining_resources.as_deref().unwrap_or_default(), name)
     };
+    let held_ports = |name: &str| -> Vec<String> {
+        let set = |list: &Option<Vec<Resource>>| -> Vec<String> {
+            list.iter()
+                .flatten()
+                .find(|r| r.name.as_deref() == Some(name))
+                .and_then(|r| r.string_set_value.clone())
+                .unwrap_or_default()
+        };
+        let registered = set(&existing.registered_resources);
+        set(&existing.remaining_resources).into_iter().filter(|p| !registered.contains(p)).collect()
+    };
     let remaining: Vec<Resource> = total
         .iter()
         .map(|r| match r.name.as_deref() {
             Some(n @ ("CPU" | "MEMORY")) => integer_resource(n, r.integer_value.unwrap_or(0) - used(n)),
+            Some(n @ ("PORTS" | "PORTS_UDP")) => {
+                let mut r = r.clone();
+                r.string_set_value.get_or_insert_with(Vec::new).extend(held_ports(n));
+                r
+            }
             _ => r.clone(),
         })
         .collect();

@@ -59,6 +59,7 @@ impl Operations {
         t.add::<ops::SubmitContainerStateChange, _, _>(tasks::submit_container_state_change);
         t.add::<ops::DiscoverPollEndpoint, _, _>(agent_channel::discover);
         t.add::<berth_api::agent::PollAssignments, _, _>(agent_channel::poll);
+        t.add::<berth_api::agent::SubmitTaskDetails, _, _>(tasks::submit_task_details);
         t.add::<ops::PutAccountSetting, _, _>(account_settings::put);
         t.add::<ops::PutAccountSettingDefault, _, _>(account_settings::put_default);
         t.add::<ops::DeleteAccountSetting, _, _>(account_settings::delete);

@@ -9,7 +9,7 @@ mod report;
 mod spec;
 mod task;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -46,7 +46,15 @@ struct Runner {
 /// The task engine of one agent.
 pub struct Engine {
     shared: Arc<Shared>,
-    runners: Mutex<HashMap<String, Runner>>,
+    runners: Mutex<Runners>,
+}
+
+/// Live runners, and the tasks whose runner finished (reported STOPPED) but which an
+/// answer computed before that report may still list: those must not start again.
+#[derive(Default)]
+struct Runners {
+    live: HashMap<String, Runner>,
+    finished: HashSet<String>,
 }
 
 fn runtime_err(what: &str, e: impl std::fmt::Display) -> AgentError {
@@ -87,24 +95,35 @@ impl Engine {
             containers: dir.join("containers"),
             pull_policy,
         };
-        Ok(Self { shared: Arc::new(shared), runners: Mutex::new(HashMap::new()) })
+        Ok(Self { shared: Arc::new(shared), runners: Mutex::new(Runners::default()) })
     }
 
     /// Converges to `assignments`: every task not STOPPED that the server placed here.
     pub async fn reconcile(&self, assignments: Vec<Assignment>) {
-        let mut runners = self.runners.lock().await;
-        runners.retain(|_, r| !r.done.is_finished());
+        let mut guard = self.runners.lock().await;
+        let runners = &mut *guard;
+        let done: Vec<String> =
+            runners.live.iter().filter(|(_, r)| r.done.is_finished()).map(|(a, _)| a.clone()).collect();
+        for arn in done {
+            runners.live.remove(&arn);
+            runners.finished.insert(arn);
+        }
+        let listed: HashSet<String> = assignments.iter().filter_map(|a| a.task.task_arn.clone()).collect();
+        runners.finished.retain(|arn| listed.contains(arn));
         for a in assignments {
             let arn = a.task.task_arn.clone().unwrap_or_default();
+            if runners.finished.contains(&arn) {
+                continue;
+            }
             let desired = a.task.desired_status.clone().unwrap_or_else(|| "RUNNING".into());
-            match runners.get(&arn) {
+            match runners.live.get(&arn) {
                 Some(r) => {
                     r.desired.send_if_modified(|d| std::mem::replace(d, desired.clone()) != desired);
                 }
                 None => {
                     let (tx, rx) = watch::channel(desired);
                     let done = tokio::spawn(task::run(Arc::clone(&self.shared), a, rx));
-                    runners.insert(arn, Runner { desired: tx, done });
+                    runners.live.insert(arn, Runner { desired: tx, done });
                 }
             }
         }

@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
+use berth_api::agent::{SubmitTaskDetails, SubmitTaskDetailsRequest};
 use berth_api::model::{ops, ContainerStateChange, NetworkBinding, SubmitTaskStateChangeRequest, TransportProtocol};
+use berth_api::Operation;
 use berth_client::ClientError;
 use berth_runtime::network::{PortBinding, Protocol};
 
@@ -19,8 +21,7 @@ pub struct Report {
     pub execution_stopped_at: Option<f64>,
 }
 
-/// Sends `report` for `task_arn`, retrying while the server is unreachable or failing; a
-/// report the server refuses (4xx) is logged and dropped, since repeating it cannot help.
+/// Sends `report` for `task_arn`.
 pub async fn send(shared: &Shared, task_arn: &str, report: Report) {
     let request = SubmitTaskStateChangeRequest {
         cluster: Some(shared.cluster.clone()),
@@ -33,9 +34,26 @@ pub async fn send(shared: &Shared, task_arn: &str, report: Report) {
         execution_stopped_at: report.execution_stopped_at,
         ..Default::default()
     };
+    submit::<ops::SubmitTaskStateChange>(shared, task_arn, &request).await;
+}
+
+/// Sends what ECS's state changes cannot carry: the task's address, container health.
+pub async fn send_details(shared: &Shared, task_arn: &str, mut details: SubmitTaskDetailsRequest) {
+    details.cluster = Some(shared.cluster.clone());
+    details.task = Some(task_arn.to_string());
+    submit::<SubmitTaskDetails>(shared, task_arn, &details).await;
+}
+
+/// Calls `O`, retrying while the server is unreachable or failing; a call the server
+/// refuses (4xx) is logged and dropped, since repeating it cannot help.
+async fn submit<O: Operation>(shared: &Shared, task_arn: &str, request: &O::Input)
+where
+    O::Input: serde::Serialize,
+    O::Output: serde::de::DeserializeOwned,
+{
     let mut delay = Duration::from_millis(200);
     loop {
-        match shared.client.call::<ops::SubmitTaskStateChange>(&request).await {
+        match shared.client.call::<O>(request).await {
             Ok(_) => return,
             Err(ClientError::Api { status, ref message, .. }) if status < 500 => {
                 tracing::warn!(task = task_arn, %message, "the server refused a state report");

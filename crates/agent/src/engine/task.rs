@@ -19,9 +19,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use berth_api::agent::Assignment;
-use berth_api::model::{ContainerCondition, ContainerDefinition, ContainerStateChange, NetworkMode, TaskDefinition};
-use berth_runtime::container::ExitStatus;
+use berth_api::agent::{Assignment, ContainerHealth, SubmitTaskDetailsRequest};
+use berth_api::model::{
+    ContainerCondition, ContainerDefinition, ContainerStateChange, HealthStatus, NetworkMode, TaskDefinition,
+};
+use berth_runtime::container::{ContainerState, ExitStatus};
 use berth_runtime::images::Image;
 use berth_runtime::network::{Mode, PortRequest, Protocol, TaskNetwork};
 use serde::{Deserialize, Serialize};
@@ -62,6 +64,9 @@ enum Event {
 struct Run {
     shared: Arc<Shared>,
     def: TaskDefinition,
+    /// Task-level CPU units and MiB as the task has them (overrides applied).
+    cpu: Option<String>,
+    memory: Option<String>,
     id: String,
     arn: String,
     record: Record,
@@ -86,6 +91,8 @@ pub async fn run(shared: Arc<Shared>, a: Assignment, mut desired: watch::Receive
     let mut run = Run {
         shared,
         def,
+        cpu: a.task.cpu.clone(),
+        memory: a.task.memory.clone(),
         id,
         arn,
         record,
@@ -134,14 +141,18 @@ impl Run {
         desired: &mut watch::Receiver<String>,
         inbox: &mut mpsc::Receiver<Event>,
     ) -> Option<String> {
-        if *desired.borrow() == "STOPPED" && self.record.containers.is_empty() {
-            return None;
-        }
         self.adopt().await;
         if let Err(reason) = self.prepare().await {
+            self.stop_all().await;
             return Some(reason);
         }
         loop {
+            // The value may have been STOPPED from the start (a StopTask while the agent was
+            // away), which `changed()` would never announce.
+            if *desired.borrow_and_update() == "STOPPED" {
+                self.stop_all().await;
+                return None;
+            }
             if let Some(reason) = self.start_ready().await {
                 self.stop_all().await;
                 return Some(reason);
@@ -167,21 +178,33 @@ impl Run {
         }
     }
 
-    /// Picks up containers a previous agent process started.
+    /// Picks up what a previous agent process started: the runtime, not the record, says
+    /// which containers exist (the agent may have died between starting one and saving).
     async fn adopt(&mut self) {
-        let started: Vec<String> = self
-            .record
-            .containers
-            .iter()
-            .filter(|(_, c)| c.started && c.exit.is_none())
-            .map(|(n, _)| n.clone())
-            .collect();
-        for name in started {
-            self.watch_exit(&name);
+        for c in self.containers() {
+            let name = c.name.clone().unwrap_or_default();
+            let id = spec::container_id(&self.id, &name);
+            let known = self.record.containers.get(&name).is_some_and(|r| r.exit.is_some());
+            match self.shared.runtime.state(&id).await {
+                Ok(ContainerState::Running { .. } | ContainerState::Starting) if !known => {
+                    self.record.containers.entry(name.clone()).or_default().started = true;
+                    self.watch_exit(&name);
+                    if let Some(check) = c.health_check.clone() {
+                        tokio::spawn(health_loop(Arc::clone(&self.shared), id, name, check, self.events.clone()));
+                    }
+                }
+                Ok(ContainerState::Exited(status)) if !known => {
+                    let entry = self.record.containers.entry(name).or_default();
+                    entry.started = true;
+                    entry.exit = Some(status);
+                }
+                _ => {}
+            }
         }
         if self.record.network.is_none() {
             self.record.network = self.shared.networks.recover(&self.id).ok().flatten();
         }
+        self.save();
     }
 
     /// Images, network and cgroup; each only once (an adopted task has them).
@@ -191,6 +214,9 @@ impl Run {
         for c in self.containers() {
             let name = c.name.clone().unwrap_or_default();
             let reference = c.image.clone().unwrap_or_default();
+            if self.record.containers.get(&name).is_some_and(|r| r.started) {
+                continue;
+            }
             match self.shared.images.pull(&reference, None, self.shared.pull_policy).await {
                 Ok(image) => {
                     self.images.insert(name, image);
@@ -206,11 +232,19 @@ impl Run {
                 .setup_task(&self.id, network_mode(self.mode()), &port_requests(&self.def))
                 .await
                 .map_err(|e| format!("ResourceInitializationError: failed to set up the task network: {e}"))?;
+            if network.mode == Mode::Awsvpc {
+                let details = SubmitTaskDetailsRequest {
+                    private_ipv4_address: network.ipv4.clone(),
+                    mac_address: network.mac.clone(),
+                    ..Default::default()
+                };
+                report::send_details(&self.shared, &self.arn, details).await;
+            }
             self.record.network = Some(network);
             self.save();
         }
-        let cpu = self.def.cpu.as_deref().and_then(|c| c.parse().ok());
-        let memory = self.def.memory.as_deref().and_then(|m| m.parse().ok());
+        let cpu = self.cpu.as_deref().and_then(|c| c.parse().ok());
+        let memory = self.memory.as_deref().and_then(|m| m.parse().ok());
         self.shared
             .cgroups
             .create_task(&self.id, cpu, memory)
@@ -313,9 +347,14 @@ impl Run {
         let id = spec::container_id(&self.id, name);
         let name = name.to_string();
         tokio::spawn(async move {
-            if let Ok(status) = shared.runtime.wait(&id).await {
-                let _ = events.send(Event::Exited(name, status)).await;
-            }
+            let status = shared.runtime.wait(&id).await.unwrap_or_else(|e| ExitStatus {
+                code: None,
+                signal: None,
+                oom_killed: false,
+                finished_at: chrono::Utc::now(),
+                reason: Some(format!("the container's status was lost: {e}")),
+            });
+            let _ = events.send(Event::Exited(name, status)).await;
         });
     }
 
@@ -344,6 +383,16 @@ impl Run {
         match event {
             Event::Health(name, healthy) => {
                 self.health.insert(name, healthy);
+                let container_health = self
+                    .health
+                    .iter()
+                    .map(|(name, healthy)| ContainerHealth {
+                        name: name.clone(),
+                        health_status: if *healthy { HealthStatus::Healthy } else { HealthStatus::Unhealthy },
+                    })
+                    .collect();
+                let details = SubmitTaskDetailsRequest { container_health, ..Default::default() };
+                report::send_details(&self.shared, &self.arn, details).await;
                 None
             }
             Event::Exited(name, status) => {
@@ -378,7 +427,8 @@ impl Run {
             let id = spec::container_id(&self.id, &name);
             stops.spawn(async move { (name, shared.runtime.stop(&id, timeout).await) });
         }
-        while let Some(Ok((name, result))) = stops.join_next().await {
+        while let Some(joined) = stops.join_next().await {
+            let Ok((name, result)) = joined else { continue };
             let entry = self.record.containers.entry(name).or_default();
             match result {
                 Ok(status) => {
@@ -398,7 +448,10 @@ impl Run {
         for c in self.containers() {
             let id = spec::container_id(&self.id, c.name.as_deref().unwrap_or_default());
             let _ = self.shared.runtime.delete(&id).await;
-            let _ = self.shared.images.unmount_rootfs(&self.shared.containers.join(&id));
+            let dir = self.shared.containers.join(&id);
+            if self.shared.images.unmount_rootfs(&dir).is_ok() {
+                let _ = std::fs::remove_dir_all(&dir);
+            }
         }
         if let Err(e) = self.shared.networks.teardown_task(&self.id).await {
             tracing::warn!(task = %self.arn, error = %e, "tearing down the task network");
@@ -548,7 +601,7 @@ async fn health_loop(
             last = now_healthy;
         }
         tokio::time::sleep(interval).await;
-        if !matches!(shared.runtime.state(&id).await, Ok(berth_runtime::container::ContainerState::Running { .. })) {
+        if !matches!(shared.runtime.state(&id).await, Ok(ContainerState::Running { .. })) {
             return;
         }
     }

@@ -21,7 +21,7 @@ use berth_store::{Expect, StoreError, Txn};
 use serde::{Deserialize, Serialize};
 
 pub use launch::Reservation;
-pub use reports::{submit_container_state_change, submit_task_state_change};
+pub use reports::{submit_container_state_change, submit_task_details, submit_task_state_change};
 
 use crate::container_instances;
 use crate::pagination::{self, Page};

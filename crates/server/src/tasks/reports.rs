@@ -6,9 +6,11 @@
 
 use std::sync::Arc;
 
+use berth_api::agent::{SubmitTaskDetailsRequest, SubmitTaskDetailsResponse};
 use berth_api::model::{
-    Container, ContainerInstance, ContainerStateChange, SubmitContainerStateChangeRequest,
-    SubmitContainerStateChangeResponse, SubmitTaskStateChangeRequest, SubmitTaskStateChangeResponse, TaskStopCode,
+    Attachment, Container, ContainerInstance, ContainerStateChange, HealthStatus, KeyValuePair, NetworkInterface,
+    SubmitContainerStateChangeRequest, SubmitContainerStateChangeResponse, SubmitTaskStateChangeRequest,
+    SubmitTaskStateChangeResponse, TaskStopCode,
 };
 use berth_api::ApiError;
 use berth_store::{Expect, StoreError, Txn};
@@ -52,8 +54,11 @@ pub async fn submit_task_state_change(
         let released = became(&before, &stored, "STOPPED");
         if let Some(ikey) = stored.task.container_instance_arn.as_deref().map(|a| instance_key(&cluster, a)) {
             if let Some((mut instance, iv)) = records::get::<ContainerInstance>(&*state.store, &ikey).await? {
+                let unchanged = instance.clone();
                 count_transition(&mut instance, &before, &stored);
-                txn = txn.put(ikey, records::encode(&instance)?, Expect::Version(iv));
+                if instance != unchanged {
+                    txn = txn.put(ikey, records::encode(&instance)?, Expect::Version(iv));
+                }
             }
         }
         match state.store.commit(txn).await {
@@ -180,4 +185,79 @@ pub async fn submit_container_state_change(
     })
     .await?;
     Ok(SubmitContainerStateChangeResponse { acknowledgment: Some("true".into()) })
+}
+
+/// SubmitTaskDetails (berth's agent channel): the task's ENI attachment in awsvpc mode, and
+/// container and task health.
+pub async fn submit_task_details(
+    state: Arc<State>,
+    _call: Call,
+    req: SubmitTaskDetailsRequest,
+) -> Result<SubmitTaskDetailsResponse, ApiError> {
+    let cluster = clusters::require_active(&state, req.cluster.as_deref()).await?.cluster_name.unwrap_or_default();
+    let task_key = key(&cluster, id_of(req.task.as_deref().unwrap_or_default()));
+    records::update(&*state.store, &task_key, |current: Option<Stored>| {
+        let mut stored = current.ok_or_else(|| ApiError::invalid("The referenced task was not found."))?;
+        if let Some(ip) = &req.private_ipv4_address {
+            attach_eni(&mut stored, ip, req.mac_address.as_deref());
+        }
+        for h in &req.container_health {
+            if let Some(c) = stored.task.containers.iter_mut().flatten().find(|c| c.name.as_deref() == Some(&h.name)) {
+                c.health_status = Some(h.health_status);
+            }
+        }
+        stored.task.health_status = Some(task_health(&stored));
+        Ok(records::Decision::Write(stored, ()))
+    })
+    .await?;
+    Ok(SubmitTaskDetailsResponse {})
+}
+
+/// Reports the task's address as ECS does for awsvpc: an ElasticNetworkInterface
+/// attachment, and the address on every container's network interface.
+fn attach_eni(stored: &mut Stored, ip: &str, mac: Option<&str>) {
+    let id = stored.task.task_arn.as_deref().map(id_of).unwrap_or_default().to_string();
+    let attachment_id = uuid::Uuid::new_v4().to_string();
+    let detail = |name: &str, value: String| KeyValuePair { name: Some(name.into()), value: Some(value) };
+    let mut details = vec![
+        detail("subnetId", "subnet-berth".into()),
+        detail("networkInterfaceId", format!("eni-{}", &id[..17.min(id.len())])),
+        detail("privateIPv4Address", ip.to_string()),
+    ];
+    if let Some(mac) = mac {
+        details.push(detail("macAddress", mac.to_string()));
+    }
+    stored.task.attachments = Some(vec![Attachment {
+        id: Some(attachment_id.clone()),
+        r#type: Some("ElasticNetworkInterface".into()),
+        status: Some("ATTACHED".into()),
+        details: Some(details),
+    }]);
+    for c in stored.task.containers.iter_mut().flatten() {
+        c.network_interfaces = Some(vec![NetworkInterface {
+            attachment_id: Some(attachment_id.clone()),
+            private_ipv4_address: Some(ip.to_string()),
+            ipv6_address: None,
+        }]);
+    }
+}
+
+/// The task's health as ECS derives it from its essential containers' health checks.
+fn task_health(stored: &Stored) -> HealthStatus {
+    let essential_checked: Vec<_> = stored
+        .definition
+        .container_definitions
+        .iter()
+        .flatten()
+        .filter(|d| d.essential.unwrap_or(true) && d.health_check.is_some())
+        .filter_map(|d| stored.task.containers.iter().flatten().find(|c| c.name == d.name))
+        .map(|c| c.health_status.unwrap_or(HealthStatus::Unknown))
+        .collect();
+    if essential_checked.contains(&HealthStatus::Unhealthy) {
+        HealthStatus::Unhealthy
+    } else if !essential_checked.is_empty() && essential_checked.iter().all(|h| *h == HealthStatus::Healthy) {
+        HealthStatus::Healthy
+    } else {
+        HealthStatus::Unknown
+    }
 }
