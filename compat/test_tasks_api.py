@@ -131,3 +131,27 @@ def test_task_tags(ecs, cluster, family):
     got = ecs.describe_tasks(cluster=cluster, tasks=[arn], include=["TAGS"])["tasks"][0]
     assert got["tags"] == [{"key": "k", "value": "v"}]
     assert ecs.list_tags_for_resource(resourceArn=arn)["tags"] == [{"key": "k", "value": "v"}]
+
+
+def test_propagate_and_managed_tags(ecs, cluster):
+    register(ecs, cluster)
+    fam = uid("tagged")
+    ecs.register_task_definition(family=fam, containerDefinitions=[container("app", memory=64)],
+                                 tags=[{"key": "team", "value": "web"}])
+    plain = ecs.run_task(cluster=cluster, taskDefinition=fam, tags=[{"key": "k", "value": "v"}])["tasks"][0]
+    assert ecs.list_tags_for_resource(resourceArn=plain["taskArn"])["tags"] == [{"key": "k", "value": "v"}]
+    prop = ecs.run_task(cluster=cluster, taskDefinition=fam, propagateTags="TASK_DEFINITION",
+                        enableECSManagedTags=True)["tasks"][0]
+    tags = {t["key"]: t["value"] for t in ecs.list_tags_for_resource(resourceArn=prop["taskArn"])["tags"]}
+    assert tags == {"team": "web", "aws:ecs:clusterName": cluster}
+
+
+def test_run_task_client_token_is_idempotent(ecs, cluster, family):
+    register(ecs, cluster)
+    token = uid("tok")
+    first = ecs.run_task(cluster=cluster, taskDefinition=family, count=2, clientToken=token)["tasks"]
+    again = ecs.run_task(cluster=cluster, taskDefinition=family, count=2, clientToken=token)["tasks"]
+    assert sorted(t["taskArn"] for t in again) == sorted(t["taskArn"] for t in first)
+    assert len(ecs.list_tasks(cluster=cluster, family=family)["taskArns"]) == 2
+    other = ecs.run_task(cluster=cluster, taskDefinition=family, clientToken=uid("tok"))["tasks"]
+    assert other[0]["taskArn"] not in {t["taskArn"] for t in first}

@@ -258,9 +258,9 @@ async fn latest_active(state: &State, family: &str) -> Result<Option<i32>, ApiEr
     Ok(keys.first().and_then(|r| split_key(&r.key)).map(|(_, rev)| rev))
 }
 
-/// The definition a reference names (a family means its latest ACTIVE revision).
-pub async fn resolve_definition(state: &State, reference: &str) -> Result<TaskDefinition, ApiError> {
-    resolve(state, reference).await?.map(|(s, _)| s.task_definition).ok_or_else(unable_to_describe)
+/// The definition (with its tags) a reference names; a family means its latest ACTIVE revision.
+pub async fn resolve_stored(state: &State, reference: &str) -> Result<Stored, ApiError> {
+    resolve(state, reference).await?.map(|(s, _)| s).ok_or_else(unable_to_describe)
 }
 
 /// DescribeTaskDefinition: by family (latest ACTIVE), `family:revision` or ARN.

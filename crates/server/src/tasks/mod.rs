@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 use berth_api::model::{
     ContainerInstance, DescribeTasksRequest, DescribeTasksResponse, Failure, LaunchType, ListTasksRequest,
-    ListTasksResponse, RunTaskRequest, RunTaskResponse, StartTaskRequest, StartTaskResponse, StopTaskRequest,
-    StopTaskResponse, Task, TaskDefinition, TaskDefinitionStatus, TaskField, TaskStopCode,
+    ListTasksResponse, PropagateTags, RunTaskRequest, RunTaskResponse, StartTaskRequest, StartTaskResponse,
+    StopTaskRequest, StopTaskResponse, Tag, Task, TaskDefinition, TaskDefinitionStatus, TaskField, TaskStopCode,
 };
 use berth_api::{ApiError, Arn, ResourceKind};
 use berth_store::{Expect, StoreError, Txn};
@@ -62,8 +62,9 @@ fn task_id(task: &Task) -> &str {
 }
 
 /// The definition a RunTask/StartTask names: ACTIVE, and able to run on EC2.
-async fn runnable_definition(state: &State, reference: &str) -> Result<TaskDefinition, ApiError> {
-    let def = task_definitions::resolve_definition(state, reference).await?;
+async fn runnable_definition(state: &State, reference: &str) -> Result<task_definitions::Stored, ApiError> {
+    let stored = task_definitions::resolve_stored(state, reference).await?;
+    let def = &stored.task_definition;
     if def.status != Some(TaskDefinitionStatus::Active) {
         return Err(ApiError::client("TaskDefinition is inactive"));
     }
@@ -71,7 +72,30 @@ async fn runnable_definition(state: &State, reference: &str) -> Result<TaskDefin
     if !ec2 {
         return Err(ApiError::client("Task definition does not support launch_type EC2."));
     }
-    Ok(def)
+    Ok(stored)
+}
+
+/// The task's tags: the request's, the definition's with `propagateTags: TASK_DEFINITION`,
+/// and with `enableECSManagedTags` the `aws:ecs:clusterName` tag ECS adds.
+fn task_tags(
+    requested: Option<&[Tag]>,
+    definition_tags: Option<&[Tag]>,
+    propagate: Option<PropagateTags>,
+    managed: bool,
+    cluster: &str,
+) -> Vec<Tag> {
+    let mut tags: Vec<Tag> = requested.unwrap_or_default().to_vec();
+    if propagate == Some(PropagateTags::TaskDefinition) {
+        for t in definition_tags.unwrap_or_default() {
+            if !tags.iter().any(|o| o.key == t.key) {
+                tags.push(t.clone());
+            }
+        }
+    }
+    if managed {
+        tags.push(Tag { key: Some("aws:ecs:clusterName".into()), value: Some(cluster.to_string()) });
+    }
+    tags
 }
 
 fn check_launch_type(launch_type: Option<LaunchType>, has_strategy: bool) -> Result<(), ApiError> {
@@ -93,15 +117,26 @@ pub async fn run(state: Arc<State>, call: Call, req: RunTaskRequest) -> Result<R
     }
     check_launch_type(req.launch_type, req.capacity_provider_strategy.as_ref().is_some_and(|s| !s.is_empty()))?;
     crate::tags::validate(req.tags.as_deref().unwrap_or_default())?;
-    let def = runnable_definition(&state, req.task_definition.as_deref().unwrap_or_default()).await?;
+    if let Some(previous) = idempotent_answer(&state, &cluster, req.client_token.as_deref()).await? {
+        return Ok(previous);
+    }
+    let stored = runnable_definition(&state, req.task_definition.as_deref().unwrap_or_default()).await?;
+    let def = stored.task_definition;
     let reservation = launch::reservation(&def, req.overrides.as_ref())?;
+    let tags = task_tags(
+        req.tags.as_deref(),
+        stored.tags.as_deref(),
+        req.propagate_tags,
+        req.enable_ecs_managed_tags.unwrap_or(false),
+        &cluster,
+    );
     let launch = Launch {
         cluster: &cluster,
         definition: &def,
         overrides: req.overrides.clone(),
         group: req.group.clone(),
         started_by: req.started_by.clone(),
-        tags: req.tags.clone(),
+        tags: Some(tags),
         enable_execute_command: req.enable_execute_command.unwrap_or(false),
     };
     let mut constraints = req.placement_constraints.clone().unwrap_or_default();
@@ -128,7 +163,48 @@ pub async fn run(state: Arc<State>, call: Call, req: RunTaskRequest) -> Result<R
         .await?;
     let (tasks, mut failures) = create_all(&state, &call, &launch, &reservation, &group, outcome.placed).await?;
     failures.extend(outcome.failures);
-    Ok(RunTaskResponse { tasks: Some(tasks), failures: Some(failures) })
+    let answer = RunTaskResponse { tasks: Some(tasks), failures: Some(failures) };
+    remember_token(&state, &cluster, req.client_token.as_deref(), &answer).await?;
+    Ok(answer)
+}
+
+fn token_key(cluster: &str, token: &str) -> String {
+    format!("runtoken/{cluster}/{token}")
+}
+
+/// A RunTask repeated with the same `clientToken` answers the tasks the first call started,
+/// as they are now.
+async fn idempotent_answer(
+    state: &State,
+    cluster: &str,
+    token: Option<&str>,
+) -> Result<Option<RunTaskResponse>, ApiError> {
+    let Some(token) = token else { return Ok(None) };
+    if token.is_empty() || token.len() > 64 || !token.is_ascii() {
+        return Err(ApiError::invalid("clientToken must be 1 to 64 ASCII characters."));
+    }
+    let Some((previous, _)) = records::get::<RunTaskResponse>(&*state.store, &token_key(cluster, token)).await? else {
+        return Ok(None);
+    };
+    let mut tasks = Vec::new();
+    for t in previous.tasks.iter().flatten() {
+        if let Some((stored, _)) = records::get::<Stored>(&*state.store, &key(cluster, task_id(t))).await? {
+            tasks.push(stored.task);
+        }
+    }
+    Ok(Some(RunTaskResponse { tasks: Some(tasks), failures: previous.failures }))
+}
+
+async fn remember_token(
+    state: &State,
+    cluster: &str,
+    token: Option<&str>,
+    answer: &RunTaskResponse,
+) -> Result<(), ApiError> {
+    let Some(token) = token else { return Ok(()) };
+    let txn = Txn::new().put(token_key(cluster, token), records::encode(answer)?, Expect::Any);
+    state.store.commit(txn).await.map_err(RecordError::from)?;
+    Ok(())
 }
 
 /// StartTask: one task on each named instance, without a placement strategy.
@@ -139,15 +215,23 @@ pub async fn start(state: Arc<State>, call: Call, req: StartTaskRequest) -> Resu
         return Err(ApiError::invalid("containerInstances must name 1 to 10 container instances."));
     }
     crate::tags::validate(req.tags.as_deref().unwrap_or_default())?;
-    let def = runnable_definition(&state, req.task_definition.as_deref().unwrap_or_default()).await?;
+    let stored = runnable_definition(&state, req.task_definition.as_deref().unwrap_or_default()).await?;
+    let def = stored.task_definition;
     let reservation = launch::reservation(&def, req.overrides.as_ref())?;
+    let tags = task_tags(
+        req.tags.as_deref(),
+        stored.tags.as_deref(),
+        req.propagate_tags,
+        req.enable_ecs_managed_tags.unwrap_or(false),
+        &cluster,
+    );
     let launch = Launch {
         cluster: &cluster,
         definition: &def,
         overrides: req.overrides.clone(),
         group: req.group.clone(),
         started_by: req.started_by.clone(),
-        tags: req.tags.clone(),
+        tags: Some(tags),
         enable_execute_command: req.enable_execute_command.unwrap_or(false),
     };
     let group = launch.group.clone().unwrap_or_else(|| format!("family:{}", def.family.clone().unwrap_or_default()));
