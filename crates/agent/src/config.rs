@@ -36,6 +36,8 @@ pub struct AgentConfig {
     pub insecure_registries: Vec<String>,
     /// `ECS_IMAGE_PULL_BEHAVIOR`: default, always, once or prefer-cached.
     pub pull_behavior: String,
+    /// Registry credentials (`host[:port]`, user name, password) the agent pulls with.
+    pub registry_credentials: Vec<(String, String, String)>,
 }
 
 /// The bridge a single agent on a host uses.
@@ -59,6 +61,7 @@ impl AgentConfig {
             subnet: DEFAULT_SUBNET.into(),
             insecure_registries: Vec::new(),
             pull_behavior: "default".into(),
+            registry_credentials: Vec::new(),
         }
     }
 }

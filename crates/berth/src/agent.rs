@@ -40,6 +40,10 @@ pub struct AgentArgs {
     /// Registries reached over plain HTTP besides loopback ones.
     #[arg(long, value_delimiter = ',')]
     pub insecure_registries: Vec<String>,
+    /// Credentials for a private registry, `host[:port]=user:password` (repeatable);
+    /// BERTH_REGISTRY_AUTH takes the same, comma-separated.
+    #[arg(long = "registry-auth", env = "BERTH_REGISTRY_AUTH", value_delimiter = ',')]
+    pub registry_auth: Vec<String>,
     /// Image pull behaviour: default, always, once or prefer-cached.
     #[arg(long, default_value = "default", env = "ECS_IMAGE_PULL_BEHAVIOR")]
     pub pull_behavior: String,
@@ -91,7 +95,17 @@ impl AgentArgs {
             subnet: self.subnet.clone(),
             insecure_registries: self.insecure_registries.clone(),
             pull_behavior: self.pull_behavior.clone(),
+            registry_credentials: self.registry_auth.iter().map(|a| parse_registry_auth(a)).collect::<Result<_>>()?,
         })
+    }
+}
+
+/// `host[:port]=user:password`.
+fn parse_registry_auth(a: &str) -> Result<(String, String, String)> {
+    let parsed = a.split_once('=').and_then(|(host, cred)| cred.split_once(':').map(|(u, p)| (host, u, p)));
+    match parsed {
+        Some((host, user, password)) if !host.is_empty() => Ok((host.into(), user.into(), password.into())),
+        _ => bail!("registry credentials {a:?} are not host[:port]=user:password"),
     }
 }
 

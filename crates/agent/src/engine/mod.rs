@@ -17,7 +17,7 @@ use berth_api::agent::Assignment;
 use berth_client::EcsClient;
 use berth_runtime::cgroups::Hierarchy;
 use berth_runtime::container::{Runtime, ShimCommand};
-use berth_runtime::images::{ImageStore, ImageStoreConfig, PullPolicy};
+use berth_runtime::images::{ImageStore, ImageStoreConfig, PullPolicy, RegistryAuth};
 use berth_runtime::network::{NetworkConfig, Networks};
 use tokio::sync::{watch, Mutex};
 
@@ -73,7 +73,17 @@ impl Engine {
         let runtime = Runtime::new(&dir.join("runtime"), shim).map_err(|e| runtime_err("the container runtime", e))?;
         let images = ImageStore::open_with(
             &dir.join("images"),
-            ImageStoreConfig { insecure_registries: config.insecure_registries.clone(), ..Default::default() },
+            ImageStoreConfig {
+                insecure_registries: config.insecure_registries.clone(),
+                credentials: config
+                    .registry_credentials
+                    .iter()
+                    .map(|(registry, username, password)| {
+                        (registry.clone(), RegistryAuth { username: username.clone(), password: password.clone() })
+                    })
+                    .collect(),
+                ..Default::default()
+            },
         )
         .map_err(|e| runtime_err("the image store", e))?;
         let mut net = NetworkConfig::new(dir.join("network"));

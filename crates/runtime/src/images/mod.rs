@@ -158,11 +158,22 @@ pub struct ImageStoreConfig {
     pub insecure_registries: Vec<String>,
     /// How long to wait for a registry's TCP/TLS connection.
     pub connect_timeout: Duration,
+    /// Credentials per registry (`host:port` or `host`), used when a pull names none.
+    pub credentials: Vec<(String, RegistryAuth)>,
 }
 
 impl Default for ImageStoreConfig {
     fn default() -> Self {
-        Self { insecure_registries: Vec::new(), connect_timeout: Duration::from_secs(10) }
+        Self { insecure_registries: Vec::new(), connect_timeout: Duration::from_secs(10), credentials: Vec::new() }
+    }
+}
+
+impl ImageStoreConfig {
+    /// The configured credentials for `registry` (`host:port`), by exact name, else by host.
+    fn credentials_for(&self, registry: &str) -> Option<&RegistryAuth> {
+        let host = reference::host_of(registry);
+        let find = |name: &str| self.credentials.iter().find(|(r, _)| r == name).map(|(_, a)| a);
+        find(registry).or_else(|| find(host))
     }
 }
 
@@ -241,6 +252,7 @@ impl ImageStore {
             tracing::debug!(reference = %key, ?policy, "image: using the cached image");
             return Ok(image.clone());
         }
+        let auth = auth.or_else(|| self.inner.config.credentials_for(r.registry()));
         match self.pull_remote(&r, auth).await {
             Ok(image) => Ok(image),
             Err(e) => match (policy, cached) {

@@ -47,7 +47,7 @@ impl ImageRef {
 }
 
 /// The host part of `host[:port]` or `[v6]:port`.
-fn host_of(registry: &str) -> &str {
+pub(crate) fn host_of(registry: &str) -> &str {
     if let Some(rest) = registry.strip_prefix('[') {
         return rest.split(']').next().unwrap_or(rest);
     }

@@ -555,3 +555,15 @@ async fn pull_timing() {
         median(&mut prefer)
     );
 }
+
+#[test]
+fn configured_credentials_match_by_registry_then_host() {
+    let auth = |u: &str| RegistryAuth { username: u.into(), password: "p".into() };
+    let config = ImageStoreConfig {
+        credentials: vec![("reg.example:5000".into(), auth("exact")), ("other.example".into(), auth("host"))],
+        ..Default::default()
+    };
+    assert_eq!(config.credentials_for("reg.example:5000").map(|a| a.username.as_str()), Some("exact"));
+    assert_eq!(config.credentials_for("other.example:443").map(|a| a.username.as_str()), Some("host"));
+    assert!(config.credentials_for("reg.example:6000").is_none());
+}
