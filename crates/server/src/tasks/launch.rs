@@ -1,10 +1,13 @@
 //! Turning a task definition, its overrides and a placement into a new ECS `Task`.
 
-use berth_api::model::{Container, ContainerDefinition, LaunchType, NetworkMode, Task, TaskDefinition, TaskOverride};
+use berth_api::model::{
+    Container, ContainerDefinition, LaunchType, NetworkMode, PropagateTags, Tag, Task, TaskDefinition, TaskOverride,
+};
 use berth_api::task_definition::{parse_cpu, parse_memory, with_overrides};
 use berth_api::{ApiError, ResourceKind};
 
 use crate::state::{now, Call, State};
+use crate::task_definitions;
 
 /// What a task takes from its container instance while it is not STOPPED.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -53,40 +56,73 @@ pub fn reservation(def: &TaskDefinition, overrides: Option<&TaskOverride>) -> Re
     Ok(r)
 }
 
-/// Everything RunTask and StartTask share about the tasks they create.
-pub struct Launch<'a> {
-    pub cluster: &'a str,
-    pub definition: &'a TaskDefinition,
+/// What a RunTask or StartTask request says about the tasks to create.
+pub struct LaunchRequest {
+    pub task_definition: Option<String>,
     pub overrides: Option<TaskOverride>,
     pub group: Option<String>,
     pub started_by: Option<String>,
-    pub tags: Option<Vec<berth_api::model::Tag>>,
+    pub tags: Option<Vec<Tag>>,
+    pub propagate_tags: Option<PropagateTags>,
+    pub enable_ecs_managed_tags: bool,
     pub enable_execute_command: bool,
 }
 
-impl Launch<'_> {
+/// Everything RunTask and StartTask share about the tasks they create, resolved.
+pub struct Launch {
+    pub cluster: String,
+    pub definition: TaskDefinition,
+    pub overrides: Option<TaskOverride>,
+    /// The task group (`family:NAME` unless the request names one).
+    pub group: String,
+    pub started_by: Option<String>,
+    pub tags: Vec<Tag>,
+    pub enable_execute_command: bool,
+    /// What each task reserves on its instance.
+    pub reservation: Reservation,
+}
+
+impl Launch {
+    /// Resolves a request: the definition (with its tags), the reservation, the group, the tags.
+    pub fn new(cluster: &str, stored: task_definitions::Stored, r: LaunchRequest) -> Result<Self, ApiError> {
+        let definition = stored.task_definition;
+        let reservation = reservation(&definition, r.overrides.as_ref())?;
+        let family = definition.family.clone().unwrap_or_default();
+        let tags =
+            task_tags(r.tags.as_deref(), stored.tags.as_deref(), r.propagate_tags, r.enable_ecs_managed_tags, cluster);
+        Ok(Self {
+            cluster: cluster.to_string(),
+            definition,
+            overrides: r.overrides,
+            group: r.group.unwrap_or_else(|| format!("family:{family}")),
+            started_by: r.started_by,
+            tags,
+            enable_execute_command: r.enable_execute_command,
+            reservation,
+        })
+    }
+
     /// A new PROVISIONING task on `instance_arn` (with its availability zone).
     pub fn task(&self, state: &State, call: &Call, instance_arn: &str, zone: Option<String>) -> Result<Task, ApiError> {
         let id = uuid::Uuid::new_v4().simple().to_string();
         let task_arn = state.arn(call, ResourceKind::Task, format!("{}/{id}", self.cluster)).to_string();
-        let containers = with_overrides(self.definition, self.overrides.as_ref())?
+        let containers = with_overrides(&self.definition, self.overrides.as_ref())?
             .iter()
-            .map(|c| container(state, call, self.cluster, &id, &task_arn, c))
+            .map(|c| container(state, call, &self.cluster, &id, &task_arn, c))
             .collect();
-        let (cpu, memory) = task_size(self.definition, self.overrides.as_ref())?;
-        let family = self.definition.family.clone().unwrap_or_default();
+        let (cpu, memory) = task_size(&self.definition, self.overrides.as_ref())?;
         Ok(Task {
             attachments: Some(Vec::new()),
             attributes: Some(Vec::new()),
             availability_zone: zone,
-            cluster_arn: Some(state.arn(call, ResourceKind::Cluster, self.cluster).to_string()),
+            cluster_arn: Some(state.arn(call, ResourceKind::Cluster, &self.cluster).to_string()),
             container_instance_arn: Some(instance_arn.to_string()),
             containers: Some(containers),
             cpu: cpu.map(|c| c.to_string()),
             created_at: Some(now()),
             desired_status: Some("RUNNING".into()),
             enable_execute_command: Some(self.enable_execute_command),
-            group: Some(self.group.clone().unwrap_or_else(|| format!("family:{family}"))),
+            group: Some(self.group.clone()),
             last_status: Some("PROVISIONING".into()),
             launch_type: Some(LaunchType::Ec2),
             memory: memory.map(|m| m.to_string()),
@@ -96,7 +132,7 @@ impl Launch<'_> {
                 ..Default::default()
             })),
             started_by: self.started_by.clone(),
-            tags: Some(self.tags.clone().unwrap_or_default()),
+            tags: Some(self.tags.clone()),
             task_arn: Some(task_arn),
             task_definition_arn: self.definition.task_definition_arn.clone(),
             version: Some(1),
@@ -134,4 +170,27 @@ fn container(
         memory_reservation: c.memory_reservation.map(|m| m.to_string()),
         ..Default::default()
     }
+}
+
+/// The task's tags: the request's, the definition's with `propagateTags: TASK_DEFINITION`,
+/// and with `enableECSManagedTags` the `aws:ecs:clusterName` tag ECS adds.
+fn task_tags(
+    requested: Option<&[Tag]>,
+    definition_tags: Option<&[Tag]>,
+    propagate: Option<PropagateTags>,
+    managed: bool,
+    cluster: &str,
+) -> Vec<Tag> {
+    let mut tags: Vec<Tag> = requested.unwrap_or_default().to_vec();
+    if propagate == Some(PropagateTags::TaskDefinition) {
+        for t in definition_tags.unwrap_or_default() {
+            if !tags.iter().any(|o| o.key == t.key) {
+                tags.push(t.clone());
+            }
+        }
+    }
+    if managed {
+        tags.push(Tag { key: Some("aws:ecs:clusterName".into()), value: Some(cluster.to_string()) });
+    }
+    tags
 }

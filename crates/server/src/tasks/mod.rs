@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 use berth_api::model::{
     ContainerInstance, DescribeTasksRequest, DescribeTasksResponse, Failure, LaunchType, ListTasksRequest,
-    ListTasksResponse, PropagateTags, RunTaskRequest, RunTaskResponse, StartTaskRequest, StartTaskResponse,
-    StopTaskRequest, StopTaskResponse, Tag, Task, TaskDefinition, TaskDefinitionStatus, TaskField, TaskStopCode,
+    ListTasksResponse, RunTaskRequest, RunTaskResponse, StartTaskRequest, StartTaskResponse, StopTaskRequest,
+    StopTaskResponse, Task, TaskDefinition, TaskDefinitionStatus, TaskField, TaskStopCode,
 };
 use berth_api::{ApiError, Arn, ResourceKind};
 use berth_store::{Expect, StoreError, Txn};
@@ -28,7 +28,7 @@ use crate::pagination::{self, Page};
 use crate::records::{self, Decision, RecordError};
 use crate::state::{now, Call, State};
 use crate::{clusters, task_definitions};
-use launch::Launch;
+use launch::{Launch, LaunchRequest};
 
 /// How often creating a task retries when its instance changed at the same moment.
 const MAX_ATTEMPTS: usize = 16;
@@ -61,6 +61,13 @@ fn task_id(task: &Task) -> &str {
     task.task_arn.as_deref().map_or("", id_of)
 }
 
+/// Validates a RunTask/StartTask request's tags and resolves what its tasks run.
+async fn resolve_launch(state: &State, cluster: &str, r: LaunchRequest) -> Result<Launch, ApiError> {
+    crate::tags::validate(r.tags.as_deref().unwrap_or_default())?;
+    let stored = runnable_definition(state, r.task_definition.as_deref().unwrap_or_default()).await?;
+    Launch::new(cluster, stored, r)
+}
+
 /// The definition a RunTask/StartTask names: ACTIVE, and able to run on EC2.
 async fn runnable_definition(state: &State, reference: &str) -> Result<task_definitions::Stored, ApiError> {
     let stored = task_definitions::resolve_stored(state, reference).await?;
@@ -73,29 +80,6 @@ async fn runnable_definition(state: &State, reference: &str) -> Result<task_defi
         return Err(ApiError::client("Task definition does not support launch_type EC2."));
     }
     Ok(stored)
-}
-
-/// The task's tags: the request's, the definition's with `propagateTags: TASK_DEFINITION`,
-/// and with `enableECSManagedTags` the `aws:ecs:clusterName` tag ECS adds.
-fn task_tags(
-    requested: Option<&[Tag]>,
-    definition_tags: Option<&[Tag]>,
-    propagate: Option<PropagateTags>,
-    managed: bool,
-    cluster: &str,
-) -> Vec<Tag> {
-    let mut tags: Vec<Tag> = requested.unwrap_or_default().to_vec();
-    if propagate == Some(PropagateTags::TaskDefinition) {
-        for t in definition_tags.unwrap_or_default() {
-            if !tags.iter().any(|o| o.key == t.key) {
-                tags.push(t.clone());
-            }
-        }
-    }
-    if managed {
-        tags.push(Tag { key: Some("aws:ecs:clusterName".into()), value: Some(cluster.to_string()) });
-    }
-    tags
 }
 
 fn check_launch_type(launch_type: Option<LaunchType>, has_strategy: bool) -> Result<(), ApiError> {
@@ -116,52 +100,48 @@ pub async fn run(state: Arc<State>, call: Call, req: RunTaskRequest) -> Result<R
         return Err(ApiError::invalid("count must be between 1 and 10."));
     }
     check_launch_type(req.launch_type, req.capacity_provider_strategy.as_ref().is_some_and(|s| !s.is_empty()))?;
-    crate::tags::validate(req.tags.as_deref().unwrap_or_default())?;
     if let Some(previous) = idempotent_answer(&state, &cluster, req.client_token.as_deref()).await? {
         return Ok(previous);
     }
-    let stored = runnable_definition(&state, req.task_definition.as_deref().unwrap_or_default()).await?;
-    let def = stored.task_definition;
-    let reservation = launch::reservation(&def, req.overrides.as_ref())?;
-    let tags = task_tags(
-        req.tags.as_deref(),
-        stored.tags.as_deref(),
-        req.propagate_tags,
-        req.enable_ecs_managed_tags.unwrap_or(false),
+    let launch = resolve_launch(
+        &state,
         &cluster,
-    );
-    let launch = Launch {
-        cluster: &cluster,
-        definition: &def,
-        overrides: req.overrides.clone(),
-        group: req.group.clone(),
-        started_by: req.started_by.clone(),
-        tags: Some(tags),
-        enable_execute_command: req.enable_execute_command.unwrap_or(false),
-    };
+        LaunchRequest {
+            task_definition: req.task_definition.clone(),
+            overrides: req.overrides.clone(),
+            group: req.group.clone(),
+            started_by: req.started_by.clone(),
+            tags: req.tags.clone(),
+            propagate_tags: req.propagate_tags,
+            enable_ecs_managed_tags: req.enable_ecs_managed_tags.unwrap_or(false),
+            enable_execute_command: req.enable_execute_command.unwrap_or(false),
+        },
+    )
+    .await?;
     let mut constraints = req.placement_constraints.clone().unwrap_or_default();
-    constraints.extend(def.placement_constraints.iter().flatten().map(|c| berth_api::model::PlacementConstraint {
-        r#type: c.r#type.map(|t| match t {
-            berth_api::model::TaskDefinitionPlacementConstraintType::MemberOf => {
-                berth_api::model::PlacementConstraintType::MemberOf
-            }
-        }),
-        expression: c.expression.clone(),
+    constraints.extend(launch.definition.placement_constraints.iter().flatten().map(|c| {
+        berth_api::model::PlacementConstraint {
+            r#type: c.r#type.map(|t| match t {
+                berth_api::model::TaskDefinitionPlacementConstraintType::MemberOf => {
+                    berth_api::model::PlacementConstraintType::MemberOf
+                }
+            }),
+            expression: c.expression.clone(),
+        }
     }));
-    let group = launch.group.clone().unwrap_or_else(|| format!("family:{}", def.family.clone().unwrap_or_default()));
     let outcome = state
         .placements
         .place(
             &state,
             &cluster,
-            &reservation,
-            &group,
+            &launch.reservation,
+            &launch.group,
             count as usize,
             &constraints,
             req.placement_strategy.as_deref().unwrap_or_default(),
         )
         .await?;
-    let (tasks, mut failures) = create_all(&state, &call, &launch, &reservation, &group, outcome.placed).await?;
+    let (tasks, mut failures) = create_all(&state, &call, &launch, outcome.placed).await?;
     failures.extend(outcome.failures);
     let answer = RunTaskResponse { tasks: Some(tasks), failures: Some(failures) };
     remember_token(&state, &cluster, req.client_token.as_deref(), &answer).await?;
@@ -214,27 +194,21 @@ pub async fn start(state: Arc<State>, call: Call, req: StartTaskRequest) -> Resu
     if instances.is_empty() || instances.len() > 10 {
         return Err(ApiError::invalid("containerInstances must name 1 to 10 container instances."));
     }
-    crate::tags::validate(req.tags.as_deref().unwrap_or_default())?;
-    let stored = runnable_definition(&state, req.task_definition.as_deref().unwrap_or_default()).await?;
-    let def = stored.task_definition;
-    let reservation = launch::reservation(&def, req.overrides.as_ref())?;
-    let tags = task_tags(
-        req.tags.as_deref(),
-        stored.tags.as_deref(),
-        req.propagate_tags,
-        req.enable_ecs_managed_tags.unwrap_or(false),
+    let launch = resolve_launch(
+        &state,
         &cluster,
-    );
-    let launch = Launch {
-        cluster: &cluster,
-        definition: &def,
-        overrides: req.overrides.clone(),
-        group: req.group.clone(),
-        started_by: req.started_by.clone(),
-        tags: Some(tags),
-        enable_execute_command: req.enable_execute_command.unwrap_or(false),
-    };
-    let group = launch.group.clone().unwrap_or_else(|| format!("family:{}", def.family.clone().unwrap_or_default()));
+        LaunchRequest {
+            task_definition: req.task_definition.clone(),
+            overrides: req.overrides.clone(),
+            group: req.group.clone(),
+            started_by: req.started_by.clone(),
+            tags: req.tags.clone(),
+            propagate_tags: req.propagate_tags,
+            enable_ecs_managed_tags: req.enable_ecs_managed_tags.unwrap_or(false),
+            enable_execute_command: req.enable_execute_command.unwrap_or(false),
+        },
+    )
+    .await?;
     let mut placed = Vec::new();
     let mut failures = Vec::new();
     for ident in instances {
@@ -243,12 +217,12 @@ pub async fn start(state: Arc<State>, call: Call, req: StartTaskRequest) -> Resu
             failures.push(Failure { arn: Some(ident), reason: Some("MISSING".into()), detail: None });
             continue;
         };
-        match state.placements.place_on(&state, &cluster, &arn, &reservation, &group).await? {
+        match state.placements.place_on(&state, &cluster, &arn, &launch.reservation, &launch.group).await? {
             Ok(()) => placed.push(arn),
             Err(f) => failures.push(f),
         }
     }
-    let (tasks, more) = create_all(&state, &call, &launch, &reservation, &group, placed).await?;
+    let (tasks, more) = create_all(&state, &call, &launch, placed).await?;
     failures.extend(more);
     Ok(StartTaskResponse { tasks: Some(tasks), failures: Some(failures) })
 }
@@ -257,18 +231,16 @@ pub async fn start(state: Arc<State>, call: Call, req: StartTaskRequest) -> Resu
 async fn create_all(
     state: &State,
     call: &Call,
-    launch: &Launch<'_>,
-    reservation: &Reservation,
-    group: &str,
+    launch: &Launch,
     placed: Vec<String>,
 ) -> Result<(Vec<Task>, Vec<Failure>), ApiError> {
     let mut tasks = Vec::new();
     let mut failures = Vec::new();
     for instance_arn in placed {
-        match create(state, call, launch, reservation, &instance_arn).await {
+        match create(state, call, launch, &instance_arn).await {
             Ok(task) => tasks.push(task),
             Err(e) => {
-                state.placements.release(launch.cluster, &instance_arn, reservation, group).await;
+                state.placements.release(&launch.cluster, &instance_arn, &launch.reservation, &launch.group).await;
                 failures.push(Failure { arn: Some(instance_arn), reason: Some(e.message), detail: None });
             }
         }
@@ -278,25 +250,22 @@ async fn create_all(
 }
 
 /// Writes the task and its reservation on the instance in one transaction.
-async fn create(
-    state: &State,
-    call: &Call,
-    launch: &Launch<'_>,
-    reservation: &Reservation,
-    instance_arn: &str,
-) -> Result<Task, ApiError> {
-    let instance_key = instance_key(launch.cluster, instance_arn);
+async fn create(state: &State, call: &Call, launch: &Launch, instance_arn: &str) -> Result<Task, ApiError> {
+    let instance_key = instance_key(&launch.cluster, instance_arn);
     for _ in 0..MAX_ATTEMPTS {
         let (mut instance, version) = records::get::<ContainerInstance>(&*state.store, &instance_key)
             .await?
             .ok_or_else(|| ApiError::invalid(format!("Container instance {instance_arn} is not registered.")))?;
         let zone = container_instances::attribute(&instance, "ecs.availability-zone");
         let task = launch.task(state, call, instance_arn, zone)?;
-        container_instances::reserve(&mut instance, reservation, 1);
+        container_instances::reserve(&mut instance, &launch.reservation, 1);
         instance.pending_tasks_count = Some(instance.pending_tasks_count.unwrap_or(0) + 1);
-        let stored =
-            Stored { task: task.clone(), definition: launch.definition.clone(), reservation: reservation.clone() };
-        let txn = Txn::new().put(key(launch.cluster, task_id(&task)), records::encode(&stored)?, Expect::Absent).put(
+        let stored = Stored {
+            task: task.clone(),
+            definition: launch.definition.clone(),
+            reservation: launch.reservation.clone(),
+        };
+        let txn = Txn::new().put(key(&launch.cluster, task_id(&task)), records::encode(&stored)?, Expect::Absent).put(
             instance_key.clone(),
             records::encode(&instance)?,
             Expect::Version(version),
