@@ -75,6 +75,9 @@ struct Run {
     events: mpsc::Sender<Event>,
     pull_started_at: Option<f64>,
     pull_stopped_at: Option<f64>,
+    /// The PENDING report, sent while the task prepares; awaited before the next report
+    /// so the server receives them in order.
+    pending_report: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// Drives one task until it is STOPPED and reported.
@@ -101,6 +104,7 @@ pub async fn run(shared: Arc<Shared>, a: Assignment, mut desired: watch::Receive
         events,
         pull_started_at: None,
         pull_stopped_at: None,
+        pending_report: None,
     };
     let reason = run.drive(&mut desired, &mut inbox).await;
     run.finish(reason).await;
@@ -210,7 +214,9 @@ impl Run {
     /// Images, network and cgroup; each only once (an adopted task has them).
     async fn prepare(&mut self) -> Result<(), String> {
         self.pull_started_at = Some(now());
-        self.report("PENDING", None).await;
+        // Not awaited here: pulling and starting need not wait for the server's answer.
+        let (shared, arn, report) = (Arc::clone(&self.shared), self.arn.clone(), self.snapshot("PENDING", None));
+        self.pending_report = Some(tokio::spawn(async move { report::send(&shared, &arn, report).await }));
         for c in self.containers() {
             let name = c.name.clone().unwrap_or_default();
             let reference = c.image.clone().unwrap_or_default();
@@ -463,12 +469,23 @@ impl Run {
         let stopped_at = now();
         let mut report = self.snapshot("STOPPED", reason);
         report.execution_stopped_at = Some(stopped_at);
+        self.flush_pending_report().await;
         report::send(&self.shared, &self.arn, report).await;
         let _ = std::fs::remove_file(record_path(&self.shared, &self.id));
     }
 
-    async fn report(&self, status: &str, reason: Option<String>) {
+    async fn report(&mut self, status: &str, reason: Option<String>) {
+        self.flush_pending_report().await;
         report::send(&self.shared, &self.arn, self.snapshot(status, reason)).await;
+    }
+
+    /// Waits for the PENDING report, if it is still on its way.
+    async fn flush_pending_report(&mut self) {
+        if let Some(pending) = self.pending_report.take() {
+            if let Err(e) = pending.await {
+                tracing::warn!(task = %self.arn, error = %e, "sending the PENDING report");
+            }
+        }
     }
 
     /// The task's status with every container's, as one idempotent report.

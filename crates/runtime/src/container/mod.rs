@@ -5,11 +5,12 @@
 //! container's `/etc/hosts`, `/etc/hostname` and `/etc/resolv.conf`) into
 //! `<state>/containers/<id>/` and spawns the shim: the berth binary re-executed as
 //! `berth shim ...` ([`ShimCommand`]). The shim detaches into its own session, runs
-//! `runc create` + `runc start` with the container's stdout and stderr on pipes it holds,
-//! writes the output to the container log, and when the container exits writes its exit
-//! status to `exit.json` and exits. The agent can die and restart at any point: a new
-//! [`Runtime`] on the same state directory finds every container ([`Runtime::list`]),
-//! its state ([`Runtime::state`]) and its exit status ([`Runtime::wait`]).
+//! `runc run --detach` (create and start in one runc process) with the container's
+//! stdout and stderr on pipes it holds, writes the output to the container log, and
+//! when the container exits writes its exit status to `exit.json` and exits. The agent
+//! can die and restart at any point: a new [`Runtime`] on the same state directory
+//! finds every container ([`Runtime::list`]), its state ([`Runtime::state`]) and its
+//! exit status ([`Runtime::wait`]).
 //!
 //! # Behavior
 //!
@@ -23,7 +24,7 @@
 //!   the locked file to it as its stdin, so there is no moment where a starting
 //!   container looks abandoned. The shim puts itself in a new session (`setsid`),
 //!   blocks SIGTERM/SIGINT/SIGHUP/SIGQUIT, and becomes a child subreaper so it can
-//!   `waitpid` the container's init after `runc create` exits.
+//!   `waitpid` the container's init after `runc run --detach` exits.
 //! - Log format: the CRI format (what kubelet and containerd write),
 //!   `<RFC3339 timestamp with nanoseconds, UTC> <stdout|stderr> <F|P> <line>`. A line
 //!   longer than 16 KiB is written as `P` (partial) pieces ending with an `F` piece.
@@ -70,7 +71,7 @@
 //! - No seccomp profile and no AppArmor/SELinux label are applied (Docker applies its
 //!   default seccomp profile); capabilities, masked paths and namespaces are the
 //!   isolation.
-//! - runc's own error output for a failed `runc create` goes to the container's stderr
+//! - runc's own error output for a failed `runc run` goes to the container's stderr
 //!   (runc passes its stdio through to the container), so it also appears in the
 //!   container log; [`RuntimeError::StartFailed`] carries runc's message.
 //! - If the shim itself is killed (SIGKILL, host OOM), the exit code of a container that

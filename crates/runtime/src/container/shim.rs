@@ -1,11 +1,11 @@
 //! The per-container shim: `berth shim --id ID --bundle DIR --runc PATH --runc-root DIR`.
 //!
-//! It runs `runc create` + `runc start` with the container's stdout/stderr on pipes it
-//! holds, copies the output into the container log, reaps the container's init (it is a
-//! child subreaper), records the exit status and exits. Its stdout is the start report
-//! to the runtime (one line, then `/dev/null`); its stdin is the runtime's locked
-//! `shim.lock` (held open, never read) that marks the shim alive; its stderr is
-//! `shim.log`.
+//! It runs `runc run --detach` (create and start in one runc process) with the
+//! container's stdout/stderr on pipes it holds, copies the output into the container
+//! log, reaps the container's init (it is a child subreaper), records the exit status
+//! and exits. Its stdout is the start report to the runtime (one line, then
+//! `/dev/null`); its stdin is the runtime's locked `shim.lock` (held open, never read)
+//! that marks the shim alive; its stderr is `shim.log`.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -163,11 +163,14 @@ impl Shim {
             nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|source| ShimError::Sys { what: "pipe", source })?;
         let (err_r, err_w) =
             nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|source| ShimError::Sys { what: "pipe", source })?;
-        let create = {
+        let run = {
             // The Command owns the write ends; dropping it at the end of this block closes
             // the shim's copies so the readers see EOF when the container's are closed.
+            // `run --detach` is `create` + `start` in one runc process: it returns once the
+            // container's process runs, leaving the init to the shim (a subreaper).
             let mut cmd = self.runc();
-            cmd.arg("create")
+            cmd.arg("run")
+                .arg("--detach")
                 .arg("--bundle")
                 .arg(&self.dir.dir)
                 .arg("--pid-file")
@@ -199,27 +202,10 @@ impl Shim {
             }
         };
 
-        let mut create = create.map_err(|source| ShimError::Spawn { program: self.args.runc.clone(), source })?;
-        let status = create.wait().map_err(|source| ShimError::Spawn { program: self.args.runc.clone(), source })?;
+        let mut run = run.map_err(|source| ShimError::Spawn { program: self.args.runc.clone(), source })?;
+        let status = run.wait().map_err(|source| ShimError::Spawn { program: self.args.runc.clone(), source })?;
         if !status.success() {
-            let message = self.runc_error("create", &status.to_string());
-            return Err(self.fail(message, drain));
-        }
-        let start = self
-            .runc()
-            .arg("start")
-            .arg(&self.args.id)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .output()
-            .map_err(|source| ShimError::Spawn { program: self.args.runc.clone(), source })?;
-        if !start.status.success() {
-            let mut message = self.runc_error("start", &start.status.to_string());
-            let stderr = String::from_utf8_lossy(&start.stderr);
-            if !stderr.trim().is_empty() && !message.contains(stderr.trim()) {
-                message = format!("{message} ({})", stderr.trim());
-            }
+            let message = self.runc_error("run", &status.to_string());
             return Err(self.fail(message, drain));
         }
         let pid_text = fs::read_to_string(self.dir.init_pid()).map_err(io_err(&self.dir.init_pid()))?;
