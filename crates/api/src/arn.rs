@@ -95,6 +95,14 @@ impl fmt::Display for Arn {
     }
 }
 
+/// The id a request means by `ident`: the last path segment of an ARN, or `ident` itself.
+pub fn resource_id(ident: &str) -> &str {
+    match ident.strip_prefix("arn:") {
+        Some(_) => ident.rsplit('/').next().unwrap_or(ident),
+        None => ident,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,6 +116,12 @@ mod tests {
         ] {
             assert_eq!(Arn::parse(s).map(|a| a.to_string()).as_deref(), Some(s));
         }
+    }
+
+    #[test]
+    fn resource_ids_come_from_arns_or_stand_alone() {
+        assert_eq!(resource_id("arn:aws:ecs:us-east-1:1:task/c/abc"), "abc");
+        assert_eq!(resource_id("abc"), "abc");
     }
 
     #[test]

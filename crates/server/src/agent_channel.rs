@@ -35,7 +35,7 @@ pub async fn poll(
     _call: Call,
     req: PollAssignmentsRequest,
 ) -> Result<PollAssignmentsResponse, ApiError> {
-    let cluster = clusters::require_active(&state, req.cluster.as_deref()).await?.cluster_name.unwrap_or_default();
+    let cluster = clusters::require_active_name(&state, req.cluster.as_deref()).await?;
     let instance = container_instances::id_of(req.container_instance.as_deref().unwrap_or_default()).to_string();
     let mut changes = state.assignments.subscribe();
     if req.generation.as_deref() == Some(state.generation(&changes).as_str()) {

@@ -52,6 +52,11 @@ pub async fn require_active(state: &State, ident: Option<&str>) -> Result<Cluste
     }
 }
 
+/// The name of the ACTIVE cluster a request names, or ClusterNotFoundException.
+pub async fn require_active_name(state: &State, ident: Option<&str>) -> Result<String, ApiError> {
+    Ok(require_active(state, ident).await?.cluster_name.unwrap_or_default())
+}
+
 fn validate_name(name: &str) -> Result<(), ApiError> {
     let ok = !name.is_empty()
         && name.len() <= 255

@@ -39,13 +39,7 @@ fn prefix(cluster: &str) -> String {
     format!("instance/{cluster}/")
 }
 
-/// The instance id a request means: the last part of an ARN, or the id itself.
-pub fn id_of(ident: &str) -> &str {
-    match ident.strip_prefix("arn:") {
-        Some(_) => ident.rsplit('/').next().unwrap_or(ident),
-        None => ident,
-    }
-}
+pub use berth_api::arn::resource_id as id_of;
 
 fn new_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()
@@ -250,12 +244,16 @@ fn reregistered(
     existing
 }
 
-fn missing(state: &State, call: &Call, cluster: &str, ident: &str) -> Failure {
-    let arn = match Arn::parse(ident) {
+/// The ARN an instance identifier means (for MISSING failures).
+fn arn_for(state: &State, call: &Call, cluster: &str, ident: &str) -> String {
+    match Arn::parse(ident) {
         Some(arn) => arn.to_string(),
         None => state.arn(call, ResourceKind::ContainerInstance, format!("{cluster}/{ident}")).to_string(),
-    };
-    Failure { arn: Some(arn), reason: Some("MISSING".into()), detail: None }
+    }
+}
+
+fn missing(state: &State, call: &Call, cluster: &str, ident: &str) -> Failure {
+    Failure { arn: Some(arn_for(state, call, cluster, ident)), reason: Some("MISSING".into()), detail: None }
 }
 
 /// DescribeContainerInstances: found instances, `failures` (MISSING) for the rest.
@@ -264,24 +262,21 @@ pub async fn describe(
     call: Call,
     req: DescribeContainerInstancesRequest,
 ) -> Result<DescribeContainerInstancesResponse, ApiError> {
-    let cluster = clusters::require_active(&state, req.cluster.as_deref()).await?.cluster_name.unwrap_or_default();
+    let cluster = clusters::require_active_name(&state, req.cluster.as_deref()).await?;
     let idents = req.container_instances.unwrap_or_default();
     if idents.len() > 100 {
         return Err(ApiError::invalid("containerInstances can have at most 100 items."));
     }
     let with_tags = req.include.unwrap_or_default().contains(&ContainerInstanceField::Tags);
-    let mut found = Vec::new();
-    let mut failures = Vec::new();
-    for ident in idents {
-        match records::get::<ContainerInstance>(&*state.store, &key(&cluster, id_of(&ident))).await? {
-            Some((mut instance, _)) => {
-                if !with_tags {
-                    instance.tags = None;
-                }
-                found.push(instance);
-            }
-            None => failures.push(missing(&state, &call, &cluster, &ident)),
-        }
+    let (mut found, failures) = records::find_each::<ContainerInstance>(
+        &*state.store,
+        idents,
+        |ident| key(&cluster, id_of(ident)),
+        |ident| arn_for(&state, &call, &cluster, ident),
+    )
+    .await?;
+    if !with_tags {
+        found.iter_mut().for_each(|i| i.tags = None);
     }
     Ok(DescribeContainerInstancesResponse { container_instances: Some(found), failures: Some(failures) })
 }
@@ -318,7 +313,7 @@ pub async fn list(
     _call: Call,
     req: ListContainerInstancesRequest,
 ) -> Result<ListContainerInstancesResponse, ApiError> {
-    let cluster = clusters::require_active(&state, req.cluster.as_deref()).await?.cluster_name.unwrap_or_default();
+    let cluster = clusters::require_active_name(&state, req.cluster.as_deref()).await?;
     let page = Page::from_request(req.max_results, req.next_token.as_deref(), 100)?;
     let filter = match req.filter.as_deref().filter(|f| !f.trim().is_empty()) {
         Some(f) => Some(query::parse(f)?),
@@ -361,7 +356,7 @@ pub async fn deregister(
     _call: Call,
     req: DeregisterContainerInstanceRequest,
 ) -> Result<DeregisterContainerInstanceResponse, ApiError> {
-    let cluster = clusters::require_active(&state, req.cluster.as_deref()).await?.cluster_name.unwrap_or_default();
+    let cluster = clusters::require_active_name(&state, req.cluster.as_deref()).await?;
     let ident = req.container_instance.unwrap_or_default();
     let force = req.force.unwrap_or(false);
     let instance = update_registered(&state, &cluster, &ident, |i| {
@@ -386,7 +381,7 @@ pub async fn update_state(
     call: Call,
     req: UpdateContainerInstancesStateRequest,
 ) -> Result<UpdateContainerInstancesStateResponse, ApiError> {
-    let cluster = clusters::require_active(&state, req.cluster.as_deref()).await?.cluster_name.unwrap_or_default();
+    let cluster = clusters::require_active_name(&state, req.cluster.as_deref()).await?;
     let status = req.status.ok_or_else(|| ApiError::client("Status can not be blank."))?;
     if !matches!(status, ContainerInstanceStatus::Active | ContainerInstanceStatus::Draining) {
         return Err(ApiError::invalid("Container instance status can only be updated to ACTIVE or DRAINING."));
@@ -463,7 +458,7 @@ pub async fn put_attributes(
     _call: Call,
     req: PutAttributesRequest,
 ) -> Result<PutAttributesResponse, ApiError> {
-    let cluster = clusters::require_active(&state, req.cluster.as_deref()).await?.cluster_name.unwrap_or_default();
+    let cluster = clusters::require_active_name(&state, req.cluster.as_deref()).await?;
     let attributes = change_attributes(&state, &cluster, req.attributes.unwrap_or_default(), false).await?;
     Ok(PutAttributesResponse { attributes: Some(attributes) })
 }
@@ -474,7 +469,7 @@ pub async fn delete_attributes(
     _call: Call,
     req: DeleteAttributesRequest,
 ) -> Result<DeleteAttributesResponse, ApiError> {
-    let cluster = clusters::require_active(&state, req.cluster.as_deref()).await?.cluster_name.unwrap_or_default();
+    let cluster = clusters::require_active_name(&state, req.cluster.as_deref()).await?;
     let attributes = change_attributes(&state, &cluster, req.attributes.unwrap_or_default(), true).await?;
     Ok(DeleteAttributesResponse { attributes: Some(attributes) })
 }
@@ -485,7 +480,7 @@ pub async fn list_attributes(
     _call: Call,
     req: ListAttributesRequest,
 ) -> Result<ListAttributesResponse, ApiError> {
-    let cluster = clusters::require_active(&state, req.cluster.as_deref()).await?.cluster_name.unwrap_or_default();
+    let cluster = clusters::require_active_name(&state, req.cluster.as_deref()).await?;
     if req.attribute_value.is_some() && req.attribute_name.is_none() {
         return Err(ApiError::invalid("attributeName must be specified when attributeValue is."));
     }

@@ -3,6 +3,7 @@
 //! Every read-modify-write goes through [`update`], which retries on a CAS conflict, so
 //! handlers never write on top of a change they did not see.
 
+use berth_api::model::Failure;
 use berth_api::{ApiError, ErrorKind};
 use berth_store::{Expect, ListQuery, Store, StoreError, Txn};
 use serde::de::DeserializeOwned;
@@ -62,6 +63,25 @@ pub async fn list<T: DeserializeOwned>(store: &dyn Store, query: ListQuery) -> R
 /// Every record under `prefix`.
 pub async fn list_all<T: DeserializeOwned>(store: &dyn Store, prefix: &str) -> Result<Vec<(String, T)>, RecordError> {
     list(store, ListQuery::prefix(prefix)).await
+}
+
+/// Looks up each identifier: the records found, in request order, and a MISSING failure
+/// (with the ARN the resource would have) for each of the rest, as ECS's Describe* answer.
+pub async fn find_each<T: DeserializeOwned>(
+    store: &dyn Store,
+    idents: Vec<String>,
+    key: impl Fn(&str) -> String,
+    arn_for: impl Fn(&str) -> String,
+) -> Result<(Vec<T>, Vec<Failure>), RecordError> {
+    let mut found = Vec::new();
+    let mut failures = Vec::new();
+    for ident in idents {
+        match get::<T>(store, &key(&ident)).await? {
+            Some((value, _)) => found.push(value),
+            None => failures.push(Failure { arn: Some(arn_for(&ident)), reason: Some("MISSING".into()), detail: None }),
+        }
+    }
+    Ok((found, failures))
 }
 
 /// The CAS expectation for a record read at `version` (`None`: it was absent).

@@ -50,12 +50,7 @@ pub fn key(cluster: &str, id: &str) -> String {
     format!("task/{cluster}/{id}")
 }
 
-fn id_of(ident: &str) -> &str {
-    match ident.strip_prefix("arn:") {
-        Some(_) => ident.rsplit('/').next().unwrap_or(ident),
-        None => ident,
-    }
-}
+use berth_api::arn::resource_id as id_of;
 
 fn task_id(task: &Task) -> &str {
     task.task_arn.as_deref().map_or("", id_of)
@@ -94,7 +89,7 @@ fn check_launch_type(launch_type: Option<LaunchType>, has_strategy: bool) -> Res
 
 /// RunTask: places `count` copies on the cluster's instances by the constraints and strategies.
 pub async fn run(state: Arc<State>, call: Call, req: RunTaskRequest) -> Result<RunTaskResponse, ApiError> {
-    let cluster = clusters::require_active(&state, req.cluster.as_deref()).await?.cluster_name.unwrap_or_default();
+    let cluster = clusters::require_active_name(&state, req.cluster.as_deref()).await?;
     let count = req.count.unwrap_or(1);
     if !(1..=10).contains(&count) {
         return Err(ApiError::invalid("count must be between 1 and 10."));
@@ -189,7 +184,7 @@ async fn remember_token(
 
 /// StartTask: one task on each named instance, without a placement strategy.
 pub async fn start(state: Arc<State>, call: Call, req: StartTaskRequest) -> Result<StartTaskResponse, ApiError> {
-    let cluster = clusters::require_active(&state, req.cluster.as_deref()).await?.cluster_name.unwrap_or_default();
+    let cluster = clusters::require_active_name(&state, req.cluster.as_deref()).await?;
     let instances = req.container_instances.clone().unwrap_or_default();
     if instances.is_empty() || instances.len() > 10 {
         return Err(ApiError::invalid("containerInstances must name 1 to 10 container instances."));
@@ -285,7 +280,7 @@ fn instance_key(cluster: &str, instance_arn: &str) -> String {
 
 /// StopTask: the task's desired status becomes STOPPED; its agent stops it.
 pub async fn stop(state: Arc<State>, _call: Call, req: StopTaskRequest) -> Result<StopTaskResponse, ApiError> {
-    let cluster = clusters::require_active(&state, req.cluster.as_deref()).await?.cluster_name.unwrap_or_default();
+    let cluster = clusters::require_active_name(&state, req.cluster.as_deref()).await?;
     let ident = req.task.unwrap_or_default();
     let reason = req.reason.filter(|r| !r.is_empty()).unwrap_or_else(|| "Task stopped by user".into());
     let task = records::update(&*state.store, &key(&cluster, id_of(&ident)), |current: Option<Stored>| {
@@ -312,37 +307,28 @@ pub async fn describe(
     call: Call,
     req: DescribeTasksRequest,
 ) -> Result<DescribeTasksResponse, ApiError> {
-    let cluster = clusters::require_active(&state, req.cluster.as_deref()).await?.cluster_name.unwrap_or_default();
+    let cluster = clusters::require_active_name(&state, req.cluster.as_deref()).await?;
     let idents = req.tasks.unwrap_or_default();
     if idents.len() > 100 {
         return Err(ApiError::invalid("tasks can have at most 100 items."));
     }
     let with_tags = req.include.unwrap_or_default().contains(&TaskField::Tags);
-    let mut tasks = Vec::new();
-    let mut failures = Vec::new();
-    for ident in idents {
-        match records::get::<Stored>(&*state.store, &key(&cluster, id_of(&ident))).await? {
-            Some((mut stored, _)) => {
-                if !with_tags {
-                    stored.task.tags = None;
-                }
-                tasks.push(stored.task);
-            }
-            None => {
-                let arn = Arn::parse(&ident).map_or_else(
-                    || state.arn(&call, ResourceKind::Task, format!("{cluster}/{ident}")).to_string(),
-                    |a| a.to_string(),
-                );
-                failures.push(Failure { arn: Some(arn), reason: Some("MISSING".into()), detail: None });
-            }
-        }
-    }
+    let arn_for = |ident: &str| {
+        Arn::parse(ident).map_or_else(
+            || state.arn(&call, ResourceKind::Task, format!("{cluster}/{ident}")).to_string(),
+            |a| a.to_string(),
+        )
+    };
+    let (found, failures) =
+        records::find_each::<Stored>(&*state.store, idents, |ident| key(&cluster, id_of(ident)), arn_for).await?;
+    let tasks =
+        found.into_iter().map(|s| Task { tags: if with_tags { s.task.tags } else { None }, ..s.task }).collect();
     Ok(DescribeTasksResponse { tasks: Some(tasks), failures: Some(failures) })
 }
 
 /// ListTasks: by desired status (default RUNNING), family, startedBy, service, instance and launch type.
 pub async fn list(state: Arc<State>, _call: Call, req: ListTasksRequest) -> Result<ListTasksResponse, ApiError> {
-    let cluster = clusters::require_active(&state, req.cluster.as_deref()).await?.cluster_name.unwrap_or_default();
+    let cluster = clusters::require_active_name(&state, req.cluster.as_deref()).await?;
     let page = Page::from_request(req.max_results, req.next_token.as_deref(), 100)?;
     let desired = req.desired_status.map_or("RUNNING", |d| d.as_str());
     let instance = req.container_instance.as_deref().map(container_instances::id_of);

@@ -38,7 +38,7 @@ pub async fn submit_task_state_change(
     _call: Call,
     req: SubmitTaskStateChangeRequest,
 ) -> Result<SubmitTaskStateChangeResponse, ApiError> {
-    let cluster = clusters::require_active(&state, req.cluster.as_deref()).await?.cluster_name.unwrap_or_default();
+    let cluster = clusters::require_active_name(&state, req.cluster.as_deref()).await?;
     let status = req.status.clone().unwrap_or_default();
     if rank(&status).is_none() {
         return Err(ApiError::invalid(format!("Invalid task status '{status}'.")));
@@ -167,7 +167,7 @@ pub async fn submit_container_state_change(
     _call: Call,
     req: SubmitContainerStateChangeRequest,
 ) -> Result<SubmitContainerStateChangeResponse, ApiError> {
-    let cluster = clusters::require_active(&state, req.cluster.as_deref()).await?.cluster_name.unwrap_or_default();
+    let cluster = clusters::require_active_name(&state, req.cluster.as_deref()).await?;
     let change = ContainerStateChange {
         container_name: req.container_name.clone(),
         runtime_id: req.runtime_id.clone(),
@@ -194,7 +194,7 @@ pub async fn submit_task_details(
     _call: Call,
     req: SubmitTaskDetailsRequest,
 ) -> Result<SubmitTaskDetailsResponse, ApiError> {
-    let cluster = clusters::require_active(&state, req.cluster.as_deref()).await?.cluster_name.unwrap_or_default();
+    let cluster = clusters::require_active_name(&state, req.cluster.as_deref()).await?;
     let task_key = key(&cluster, id_of(req.task.as_deref().unwrap_or_default()));
     records::update(&*state.store, &task_key, |current: Option<Stored>| {
         let mut stored = current.ok_or_else(|| ApiError::invalid("The referenced task was not found."))?;
