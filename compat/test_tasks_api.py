@@ -99,6 +99,23 @@ def test_binpack_and_spread(ecs, cluster, family):
                  ("InvalidParameterException",))
 
 
+def test_required_attributes_decide_placement(ecs, cluster):
+    """A definition's requiresAttributes (here from a health check) must be on the
+    instance: an instance without them fails the copy with ATTRIBUTE."""
+    family = uid("req")
+    health = {"command": ["CMD", "true"]}
+    td = ecs.register_task_definition(family=family, containerDefinitions=[
+        container("app", memory=128, healthCheck=health)])["taskDefinition"]
+    required = sorted(a["name"] for a in td["requiresAttributes"])
+    assert "ecs.capability.container-health-check" in required
+    register(ecs, cluster)
+    out = ecs.run_task(cluster=cluster, taskDefinition=family)
+    assert out["tasks"] == [] and [f["reason"] for f in out["failures"]] == ["ATTRIBUTE"]
+    capable = register(ecs, cluster, extra=[{"name": n} for n in required])["containerInstanceArn"]
+    out = ecs.run_task(cluster=cluster, taskDefinition=family, count=3)
+    assert out["failures"] == [] and {t["containerInstanceArn"] for t in out["tasks"]} == {capable}
+
+
 def test_start_task_on_named_instance(ecs, cluster, family):
     register(ecs, cluster)
     b = register(ecs, cluster)["containerInstanceArn"]

@@ -40,7 +40,33 @@ pub fn resources() -> Vec<Resource> {
     vec![int("CPU", cpu_units()), int("MEMORY", memory_mib()), set("PORTS", RESERVED_PORTS), set("PORTS_UDP", &[])]
 }
 
-/// The standard attributes, then the custom ones.
+/// The capabilities this agent honours, which the server matches against a definition's
+/// `requiresAttributes`. Not listed, so not placed here: secrets (SSM, Secrets Manager),
+/// S3 environment files, EFS, FireLens, ECR authentication, SELinux and AppArmor options,
+/// and pid/ipc namespace sharing. The Docker API levels stand for the features ECS ties to
+/// them (log options, ulimits, health checks, init), which the runtime implements itself.
+const CAPABILITIES: &[&str] = &[
+    "ecs.capability.task-eni",
+    "ecs.capability.container-health-check",
+    "ecs.capability.container-ordering",
+    "ecs.capability.execution-role-awslogs",
+    "com.amazonaws.ecs.capability.task-iam-role",
+    "com.amazonaws.ecs.capability.privileged-container",
+    "com.amazonaws.ecs.capability.logging-driver.awslogs",
+    "com.amazonaws.ecs.capability.logging-driver.json-file",
+    "com.amazonaws.ecs.capability.logging-driver.none",
+    "com.amazonaws.ecs.capability.docker-remote-api.1.17",
+    "com.amazonaws.ecs.capability.docker-remote-api.1.18",
+    "com.amazonaws.ecs.capability.docker-remote-api.1.19",
+    "com.amazonaws.ecs.capability.docker-remote-api.1.20",
+    "com.amazonaws.ecs.capability.docker-remote-api.1.21",
+    "com.amazonaws.ecs.capability.docker-remote-api.1.22",
+    "com.amazonaws.ecs.capability.docker-remote-api.1.23",
+    "com.amazonaws.ecs.capability.docker-remote-api.1.24",
+    "com.amazonaws.ecs.capability.docker-remote-api.1.25",
+];
+
+/// The standard attributes, the capabilities, then the custom ones.
 pub fn attributes(zone: &str, custom: &[(String, String)]) -> Vec<Attribute> {
     let arch = match std::env::consts::ARCH {
         "aarch64" => "arm64",
@@ -51,15 +77,11 @@ pub fn attributes(zone: &str, custom: &[(String, String)]) -> Vec<Attribute> {
         ("ecs.os-family", "LINUX"),
         ("ecs.cpu-architecture", arch),
         ("ecs.availability-zone", zone),
-        ("ecs.capability.task-eni", ""),
-        ("ecs.capability.container-health-check", ""),
-        ("ecs.capability.container-ordering", ""),
-        ("com.amazonaws.ecs.capability.docker-remote-api.1.18", ""),
-        ("com.amazonaws.ecs.capability.docker-remote-api.1.24", ""),
     ];
     standard
         .iter()
         .map(|(n, v)| (n.to_string(), v.to_string()))
+        .chain(CAPABILITIES.iter().map(|c| (c.to_string(), String::new())))
         .chain(custom.iter().cloned())
         .map(|(name, value)| Attribute {
             name: Some(name),

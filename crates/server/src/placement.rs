@@ -11,7 +11,7 @@ use berth_api::ApiError;
 
 use crate::container_instances;
 use crate::records;
-use crate::scheduler::{Constraint, Demand, InstanceState, Placement, Resources, Strategy};
+use crate::scheduler::{Constraint, Demand, InstanceState, Placement, RequiredAttribute, Resources, Strategy};
 use crate::state::State;
 use crate::tasks::{self, Reservation};
 
@@ -31,13 +31,11 @@ pub struct Placements {
 
 impl Placements {
     /// Places `count` copies of a task in `cluster`.
-    #[allow(clippy::too_many_arguments)]
     pub async fn place(
         &self,
         state: &State,
         cluster: &str,
-        reservation: &Reservation,
-        group: &str,
+        demand: &Demand,
         count: usize,
         constraints: &[PlacementConstraint],
         strategies: &[PlacementStrategy],
@@ -47,13 +45,12 @@ impl Placements {
             s if s.is_empty() => Strategy::run_task_default(),
             s => s,
         };
-        let demand = demand(reservation, group);
         let mut map = self.clusters.lock().await;
         let index = loaded(&mut map, state, cluster).await?;
         if index.is_empty() {
             return Err(ApiError::invalid("No Container Instances were found in your cluster."));
         }
-        let result = index.place(&demand, count, &constraints, &strategies, &mut rand::rng());
+        let result = index.place(demand, count, &constraints, &strategies, &mut rand::rng());
         Ok(Outcome { placed: result.placed, failures: result.failures.into_iter().map(Failure::from).collect() })
     }
 
@@ -63,18 +60,17 @@ impl Placements {
         state: &State,
         cluster: &str,
         arn: &str,
-        reservation: &Reservation,
-        group: &str,
+        demand: &Demand,
     ) -> Result<Result<(), Failure>, ApiError> {
         let mut map = self.clusters.lock().await;
         let index = loaded(&mut map, state, cluster).await?;
-        Ok(index.place_on(arn, &demand(reservation, group)).map_err(Failure::from))
+        Ok(index.place_on(arn, demand).map_err(Failure::from))
     }
 
     /// Gives back what a task held (it stopped, or its write failed).
-    pub async fn release(&self, cluster: &str, instance_arn: &str, reservation: &Reservation, group: &str) {
+    pub async fn release(&self, cluster: &str, instance_arn: &str, demand: &Demand) {
         if let Some(index) = self.clusters.lock().await.get_mut(cluster) {
-            index.release(instance_arn, &demand(reservation, group));
+            index.release(instance_arn, demand);
         }
     }
 
@@ -158,13 +154,15 @@ fn resources(list: &[Resource]) -> Resources {
     }
 }
 
-fn demand(r: &Reservation, group: &str) -> Demand {
+/// What a task in `group` holding `r` takes from its instance: the unit of placement and
+/// of release.
+pub fn demand(r: &Reservation, group: &str, requires: Vec<RequiredAttribute>) -> Demand {
     Demand {
         cpu: r.cpu,
         memory: r.memory,
         ports_tcp: r.ports_tcp.clone(),
         ports_udp: r.ports_udp.clone(),
         group: group.to_string(),
-        requires: Vec::new(),
+        requires,
     }
 }

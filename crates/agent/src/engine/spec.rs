@@ -3,21 +3,28 @@
 use std::path::{Path, PathBuf};
 
 use berth_api::model::{ContainerDefinition, NetworkMode, TaskDefinition};
-use berth_runtime::container::{ContainerConfig, Mount, Resources, Ulimit};
+use berth_runtime::container::{ContainerConfig, Mount, Namespace, Resources, Ulimit, MAX_ID_LEN};
 use berth_runtime::images::Image;
+use sha2::{Digest, Sha256};
 
 /// What the task provides to each of its containers.
 pub struct TaskContext<'a> {
     pub task_id: &'a str,
     pub definition: &'a TaskDefinition,
     pub cgroup: Option<String>,
-    pub netns: Option<PathBuf>,
+    pub net_namespace: Namespace,
     pub volumes_dir: &'a Path,
 }
 
-/// The runtime id of a task's container.
+/// The runtime id of a task's container: `<task id>-<name>`, or, for a name too long for
+/// a runtime id (ECS allows 255 characters), `<task id>-<digest of the name>`.
 pub fn container_id(task_id: &str, name: &str) -> String {
-    format!("{task_id}-{name}")
+    let id = format!("{task_id}-{name}");
+    if id.len() <= MAX_ID_LEN {
+        return id;
+    }
+    let digest = hex::encode(Sha256::digest(name.as_bytes()));
+    format!("{task_id}-{}", &digest[..32])
 }
 
 /// Entrypoint and command as Docker resolves them: a definition's `entryPoint` replaces the
@@ -148,7 +155,7 @@ pub fn container_config(
             pids_limit: None,
         },
         cgroup_parent: ctx.cgroup.clone(),
-        netns: ctx.netns.clone(),
+        net_namespace: ctx.net_namespace.clone(),
         hosts: hosts(def, mode),
         dns_servers: def.dns_servers.clone().unwrap_or_default(),
         dns_search: def.dns_search_domains.clone().unwrap_or_default(),
@@ -160,6 +167,17 @@ pub fn container_config(
 mod tests {
     use super::*;
     use berth_runtime::images::ImageConfig;
+
+    #[test]
+    fn container_ids_fit_the_runtime_for_every_ecs_name() {
+        let task = "0123456789abcdef0123456789abcdef";
+        assert_eq!(container_id(task, "web"), format!("{task}-web"));
+        let (long, other) = ("n".repeat(255), format!("{}x", "n".repeat(254)));
+        let id = container_id(task, &long);
+        assert!(id.len() <= MAX_ID_LEN && id.starts_with(task), "{id}");
+        assert_ne!(id, container_id(task, &other));
+        assert_eq!(container_id(task, &"n".repeat(95)).len(), MAX_ID_LEN);
+    }
 
     fn image(entrypoint: &[&str], cmd: &[&str]) -> Image {
         Image {

@@ -323,7 +323,7 @@ impl Run {
             task_id: &self.id,
             definition: &self.def,
             cgroup,
-            netns: self.record.network.as_ref().filter(|n| n.mode != Mode::Host).map(|n| n.netns.clone()),
+            net_namespace: self.record.network.as_ref().map(|n| n.namespace.clone()).unwrap_or_default(),
             volumes_dir: &self.shared.volumes,
         };
         for m in c.mount_points.iter().flatten() {

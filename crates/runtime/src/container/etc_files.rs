@@ -4,7 +4,7 @@
 use std::fs;
 use std::path::Path;
 
-use super::ContainerConfig;
+use super::{ContainerConfig, Namespace};
 
 const HOST_HOSTS: &str = "/etc/hosts";
 const HOST_RESOLV_CONF: &str = "/etc/resolv.conf";
@@ -20,7 +20,7 @@ pub(crate) struct EtcFiles {
 /// Builds the files from the config and the host's own files (read from `host_hosts`,
 /// `host_resolv` so tests can pass their own).
 pub(crate) fn build(cfg: &ContainerConfig, host_hosts: &str, host_resolv: &str, host_name: &str) -> EtcFiles {
-    let own_netns = cfg.netns.is_some();
+    let own_netns = cfg.net_namespace != Namespace::Host;
     let mut hosts = if own_netns {
         String::from(
             "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\n\
@@ -38,7 +38,12 @@ pub(crate) fn build(cfg: &ContainerConfig, host_hosts: &str, host_resolv: &str, 
         hosts.push_str(&format!("{address}\t{name}\n"));
     }
 
-    let hostname = format!("{}\n", cfg.hostname.as_deref().unwrap_or(host_name));
+    let hostname = match (&cfg.hostname, &cfg.net_namespace) {
+        (Some(name), _) => name.clone(),
+        (None, Namespace::Host) => host_name.to_string(),
+        // Docker's default: the first 12 characters of the container's id.
+        (None, _) => cfg.id.chars().take(12).collect(),
+    };
 
     let mut nameservers = Vec::new();
     let mut search = Vec::new();
@@ -88,7 +93,7 @@ impl EtcFiles {
     pub fn write(&self, dir: &Path) -> std::io::Result<()> {
         fs::create_dir_all(dir)?;
         fs::write(dir.join("hosts"), &self.hosts)?;
-        fs::write(dir.join("hostname"), &self.hostname)?;
+        fs::write(dir.join("hostname"), format!("{}\n", self.hostname))?;
         fs::write(dir.join("resolv.conf"), &self.resolv_conf)?;
         Ok(())
     }
@@ -108,7 +113,7 @@ mod tests {
     #[test]
     fn own_netns_gets_localhost_extra_hosts_and_non_loopback_dns() {
         let cfg = ContainerConfig {
-            netns: Some("/run/netns/x".into()),
+            net_namespace: Namespace::Join("/run/netns/x".into()),
             hostname: Some("web".into()),
             hosts: vec![("db".into(), "10.1.0.5".into())],
             ..Default::default()
@@ -117,23 +122,27 @@ mod tests {
         assert!(f.hosts.starts_with("127.0.0.1\tlocalhost\n"));
         assert!(f.hosts.ends_with("10.1.0.5\tdb\n"));
         assert!(!f.hosts.contains("hostonly"));
-        assert_eq!(f.hostname, "web\n");
+        assert_eq!(f.hostname, "web");
         assert_eq!(f.resolv_conf, "search corp.example\nnameserver 10.0.0.2\noptions edns0\n");
     }
 
     #[test]
     fn host_network_keeps_host_files_and_dns_overrides_win() {
         let cfg = ContainerConfig {
+            net_namespace: Namespace::Host,
             dns_servers: vec!["10.9.9.9".into()],
             dns_search: vec!["a.example".into(), "b.example".into()],
             ..Default::default()
         };
         let f = build(&cfg, "1.2.3.4 hostonly", RESOLV, "hostbox");
         assert_eq!(f.hosts, "1.2.3.4 hostonly\n");
-        assert_eq!(f.hostname, "hostbox\n");
+        assert_eq!(f.hostname, "hostbox");
         assert_eq!(f.resolv_conf, "search a.example b.example\nnameserver 10.9.9.9\noptions edns0\n");
         // Host network keeps loopback resolvers (they are reachable there).
-        let f = build(&ContainerConfig::default(), "", RESOLV, "h");
-        assert!(f.resolv_conf.contains("nameserver 127.0.0.53\n"));
+        let host = ContainerConfig { net_namespace: Namespace::Host, ..Default::default() };
+        assert!(build(&host, "", RESOLV, "h").resolv_conf.contains("nameserver 127.0.0.53\n"));
+        // A namespace of its own and no hostname: Docker's, the id's first 12 characters.
+        let own = ContainerConfig { id: "0123456789abcdef-web".into(), ..Default::default() };
+        assert_eq!(build(&own, "", RESOLV, "h").hostname, "0123456789ab");
     }
 }

@@ -82,7 +82,7 @@
 //! - Loopback nameservers are dropped from a container's `resolv.conf` when it has its
 //!   own network namespace; if none remain, the file has no nameserver.
 //! - Only the ipc namespace is always private (no ECS `ipcMode`); pid namespaces can be
-//!   shared through [`PidNamespace`].
+//!   shared through [`Namespace`].
 
 mod etc_files;
 mod logfile;
@@ -100,7 +100,7 @@ pub use nix::sys::signal::Signal;
 use serde::{Deserialize, Serialize};
 
 pub use logfile::{LOG_MAX_BYTES, LOG_MAX_LINE};
-pub use runtime::Runtime;
+pub use runtime::{Runtime, MAX_ID_LEN};
 pub use shim::{shim_main, ShimArgs, ShimError};
 
 use crate::cgroups::CgroupError;
@@ -140,11 +140,11 @@ pub struct ContainerConfig {
     /// [`TaskCgroup::path`](crate::cgroups::TaskCgroup::path)), so task-level limits
     /// bound all of the task's containers.
     pub cgroup_parent: Option<String>,
-    /// Join this network namespace (e.g. `/run/netns/berth-<task>`); `None` = host
-    /// network.
-    pub netns: Option<PathBuf>,
+    /// The network namespace: a task's (`/run/netns/<bridge>-<task>`), the host's, or a
+    /// fresh one with only `lo` (ECS `none`).
+    pub net_namespace: Namespace,
     /// The pid namespace (ECS `pidMode`).
-    pub pid_namespace: PidNamespace,
+    pub pid_namespace: Namespace,
     /// Extra `/etc/hosts` entries as (hostname, address).
     pub hosts: Vec<(String, String)>,
     /// Nameservers; the host's (minus loopback ones in a private netns) when empty.
@@ -186,17 +186,18 @@ pub struct Resources {
     pub pids_limit: Option<i64>,
 }
 
-/// Which pid namespace the container gets.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub enum PidNamespace {
-    /// Its own (the default).
+/// Which namespace (of one kind: pid, network) the container gets.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Namespace {
+    /// Its own, made by runc (the default; a new network namespace has only `lo`, up).
     #[default]
     Private,
-    /// The host's (ECS `pidMode: host`).
+    /// The host's (ECS `pidMode: host`, `networkMode: host`).
     Host,
-    /// Join an existing one, e.g. `/proc/<pid of the task's first container>/ns/pid`
-    /// (ECS `pidMode: task`). When the namespace's init (that first container) exits,
-    /// the kernel kills every process in it, including the joined containers'.
+    /// Join an existing one: a task's network namespace, or
+    /// `/proc/<pid of the task's first container>/ns/pid` (ECS `pidMode: task`; when that
+    /// first container exits, the kernel kills every process in the pid namespace).
     Join(PathBuf),
 }
 

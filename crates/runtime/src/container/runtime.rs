@@ -27,7 +27,8 @@ const KILL_TIMEOUT: Duration = Duration::from_secs(30);
 /// Static init binaries, in order of preference.
 const INIT_CANDIDATES: [&str; 4] =
     ["/usr/bin/tini-static", "/usr/bin/docker-init", "/usr/libexec/podman/catatonit", "/usr/bin/catatonit"];
-const MAX_ID_LEN: usize = 128;
+/// The longest container id (runc's state directory name is the id).
+pub const MAX_ID_LEN: usize = 128;
 
 /// Runs containers under shims; cheap to construct, holds no processes (a new instance
 /// on the same state directory sees everything an old one started).
@@ -121,16 +122,18 @@ impl Runtime {
         let id = cfg.id.as_str();
         let io_err = |path: PathBuf| move |source| RuntimeError::Io { path, source };
         let etc = dir.etc();
+        let etc_files = etc_files::build_from_host(cfg);
         let built = spec::build(
             cfg,
             &SpecContext {
                 hierarchy: &self.hierarchy,
                 init_binary: self.init_binary.as_deref(),
                 etc_dir: &etc,
+                hostname: &etc_files.hostname,
                 host_capabilities: &self.host_capabilities,
             },
         )?;
-        etc_files::build_from_host(cfg).write(&etc).map_err(io_err(etc.clone()))?;
+        etc_files.write(&etc).map_err(io_err(etc.clone()))?;
         built.spec.save(dir.config()).map_err(|source| RuntimeError::Spec { id: id.into(), source })?;
         let meta =
             Meta { id: id.into(), stop_signal: built.stop_signal.as_str().into(), cgroup_path: built.cgroup_path };

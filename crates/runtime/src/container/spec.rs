@@ -16,7 +16,7 @@ use oci_spec::runtime::{
 };
 
 use super::user::resolve_user;
-use super::{ContainerConfig, Mount, PidNamespace, RuntimeError, Signal};
+use super::{ContainerConfig, Mount, Namespace, RuntimeError, Signal};
 use crate::cgroups::{units_to_shares, CgroupVersion, Hierarchy, BERTH_CGROUP};
 
 /// Where the init binary is bind-mounted (on the container's `/dev` tmpfs, so the
@@ -111,6 +111,8 @@ pub(crate) struct SpecContext<'a> {
     pub init_binary: Option<&'a Path>,
     /// The directory holding the container's `hosts`, `hostname`, `resolv.conf`.
     pub etc_dir: &'a Path,
+    /// The hostname, as `etc_dir/hostname` has it.
+    pub hostname: &'a str,
     /// The capabilities root can hand out here (the host's bounding set).
     pub host_capabilities: &'a [&'static str],
 }
@@ -157,10 +159,8 @@ pub(crate) fn build(cfg: &ContainerConfig, ctx: &SpecContext<'_>) -> Result<Buil
     if !has(&env, "PATH") {
         env.push(DEFAULT_PATH.into());
     }
-    if let Some(hostname) = &cfg.hostname {
-        if !has(&env, "HOSTNAME") {
-            env.push(format!("HOSTNAME={hostname}"));
-        }
+    if !has(&env, "HOSTNAME") {
+        env.push(format!("HOSTNAME={}", ctx.hostname));
     }
     if !has(&env, "HOME") {
         env.push(format!("HOME={}", user.home));
@@ -289,13 +289,14 @@ pub(crate) fn build(cfg: &ContainerConfig, ctx: &SpecContext<'_>) -> Result<Buil
         ns(LinuxNamespaceType::Ipc, None).map_err(spec_err)?,
         ns(LinuxNamespaceType::Uts, None).map_err(spec_err)?,
     ];
-    match &cfg.pid_namespace {
-        PidNamespace::Private => namespaces.push(ns(LinuxNamespaceType::Pid, None).map_err(spec_err)?),
-        PidNamespace::Host => {}
-        PidNamespace::Join(path) => namespaces.push(ns(LinuxNamespaceType::Pid, Some(path)).map_err(spec_err)?),
-    }
-    if let Some(netns) = &cfg.netns {
-        namespaces.push(ns(LinuxNamespaceType::Network, Some(netns)).map_err(spec_err)?);
+    for (typ, namespace) in
+        [(LinuxNamespaceType::Pid, &cfg.pid_namespace), (LinuxNamespaceType::Network, &cfg.net_namespace)]
+    {
+        match namespace {
+            Namespace::Private => namespaces.push(ns(typ, None).map_err(spec_err)?),
+            Namespace::Host => {}
+            Namespace::Join(path) => namespaces.push(ns(typ, Some(path)).map_err(spec_err)?),
+        }
     }
     if ctx.hierarchy.version() == CgroupVersion::V2 {
         namespaces.push(ns(LinuxNamespaceType::Cgroup, None).map_err(spec_err)?);
@@ -345,15 +346,13 @@ pub(crate) fn build(cfg: &ContainerConfig, ctx: &SpecContext<'_>) -> Result<Buil
             .readonly_paths(READONLY_PATHS.iter().map(|s| s.to_string()).collect::<Vec<_>>());
     }
 
-    let mut spec = SpecBuilder::default()
+    let spec = SpecBuilder::default()
         .version("1.0.2")
         .root(RootBuilder::default().path(&cfg.rootfs).readonly(cfg.readonly_rootfs).build().map_err(spec_err)?)
         .process(process)
         .mounts(mounts)
-        .linux(linux.build().map_err(spec_err)?);
-    if let Some(hostname) = &cfg.hostname {
-        spec = spec.hostname(hostname.clone());
-    }
+        .linux(linux.build().map_err(spec_err)?)
+        .hostname(ctx.hostname);
     Ok(BuiltSpec { spec: spec.build().map_err(spec_err)?, cgroup_path, stop_signal })
 }
 

@@ -1,7 +1,7 @@
 //! The files of one container's state directory, shared by the runtime and the shim.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
@@ -59,20 +59,15 @@ pub(crate) struct Meta {
     pub cgroup_path: String,
 }
 
-/// Writes `value` as JSON to `path` atomically: temp file, fsync, rename, fsync dir.
+/// Writes `value` as JSON to `path` atomically: temp file, then rename.
+///
+/// Not fsynced: these files describe processes, which a crash of the agent or shim leaves
+/// running (the page cache survives it) and a crash of the host ends. As runc keeps its
+/// own state in `/run`, nothing here has to outlive the kernel.
 pub(crate) fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> io::Result<()> {
-    let bytes = serde_json::to_vec_pretty(value).map_err(io::Error::other)?;
     let tmp = path.with_extension("json.tmp");
-    {
-        let mut file = OpenOptions::new().write(true).create(true).truncate(true).open(&tmp)?;
-        file.write_all(&bytes)?;
-        file.sync_all()?;
-    }
-    fs::rename(&tmp, path)?;
-    if let Some(parent) = path.parent() {
-        File::open(parent)?.sync_all()?;
-    }
-    Ok(())
+    fs::write(&tmp, serde_json::to_vec_pretty(value).map_err(io::Error::other)?)?;
+    fs::rename(&tmp, path)
 }
 
 /// Reads a JSON file; `Ok(None)` when it does not exist.

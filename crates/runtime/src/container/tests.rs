@@ -451,7 +451,7 @@ async fn network_namespace_hosts_and_dns_files_and_a_shared_pid_namespace() {
     let _netns_guard = DelNetns(netns.clone());
 
     let mut first = f.config("ns-first", &["sleep", "1000"]);
-    first.netns = Some(PathBuf::from("/run/netns").join(&netns));
+    first.net_namespace = Namespace::Join(PathBuf::from("/run/netns").join(&netns));
     first.hostname = Some("web".into());
     first.hosts = vec![("db.internal".into(), "10.1.2.3".into())];
     first.dns_servers = vec!["10.0.0.2".into()];
@@ -479,13 +479,27 @@ async fn network_namespace_hosts_and_dns_files_and_a_shared_pid_namespace() {
 
     // pidMode task: the second container joins the first's pid namespace and sees its sleep.
     let mut second = f.config("ns-second", &["sh", "-c", "pidof sleep"]);
-    second.pid_namespace = PidNamespace::Join(format!("/proc/{}/ns/pid", started.pid).into());
+    second.pid_namespace = Namespace::Join(format!("/proc/{}/ns/pid", started.pid).into());
     f.runtime.start(&second).await.unwrap();
     assert_eq!(wait(&f.runtime, &second.id).await.code, Some(0), "{:?}", f.log(&second.id));
     assert_eq!(f.stdout(&second.id).len(), 1, "{:?}", f.log(&second.id));
     f.runtime.delete(&second.id).await.unwrap();
     f.runtime.stop(&first.id, Duration::from_secs(5)).await.unwrap();
     f.runtime.delete(&first.id).await.unwrap();
+
+    // A private network namespace (ECS `none`): runc's own, with only `lo`, and `lo` up
+    // (flags 0x9: IFF_UP | IFF_LOOPBACK).
+    let own = f.config(
+        "ns-own",
+        &["sh", "-c", "grep -c : /proc/net/dev; cat /sys/class/net/lo/flags; hostname; cat /etc/hostname"],
+    );
+    assert_eq!(own.net_namespace, Namespace::Private);
+    f.runtime.start(&own).await.unwrap();
+    assert_eq!(wait(&f.runtime, &own.id).await.code, Some(0), "{:?}", f.log(&own.id));
+    // No hostname asked for: Docker's default, the id's first 12 characters, in both places.
+    let short: String = own.id.chars().take(12).collect();
+    assert_eq!(f.stdout(&own.id), ["1", "0x9", &short, &short], "{:?}", f.log(&own.id));
+    f.runtime.delete(&own.id).await.unwrap();
 }
 
 #[tokio::test]

@@ -258,8 +258,8 @@ async fn bridge_mode_end_to_end() {
     assert_ne!(a_ip, b_ip);
     assert!(env.in_subnet(&a_ip) && env.in_subnet(&b_ip), "{a_ip} {b_ip} in {}", env.cfg.subnet);
     assert_eq!(a.gateway, Some(env.gateway.to_string()));
-    assert_eq!(a.netns, Path::new("/run/netns").join(env.netns_name("ta")));
-    assert!(a.netns.exists() && b.netns.exists());
+    assert_eq!(a.namespace, Namespace::Join(Path::new("/run/netns").join(env.netns_name("ta"))));
+    assert!(netns::exists(&env.netns_name("ta")) && netns::exists(&env.netns_name("tb")));
     assert_eq!(a.interface.as_deref(), Some("eth0"));
     assert!(a.mac.as_deref().is_some_and(|m| m.len() == 17));
     assert_eq!(a.mode, Mode::Bridge);
@@ -403,20 +403,18 @@ async fn awsvpc_none_and_host_modes() {
     assert!(matches!(err, NetworkError::InvalidPorts { mode: Mode::Awsvpc, .. }), "{err}");
     env.assert_gone("aw2", None);
 
-    // none: a namespace with only loopback, up.
+    // none: nothing made here; each container gets a private namespace from runc.
     let none = net.setup_task("no", Mode::None, &[]).await.unwrap();
-    assert!(none.netns.exists());
+    assert_eq!(none.namespace, Namespace::Private);
+    assert!(!netns::exists(&env.netns_name("no")));
     assert_eq!((none.ipv4, none.interface, none.bindings.len()), (None, None, 0));
-    let links = stdout("ip", &["-n", &env.netns_name("no"), "-o", "link", "show"]);
-    assert_eq!(links.lines().count(), 1, "{links}");
-    assert!(links.contains("1: lo:") && links.contains("UP"), "{links}");
     assert!(net.setup_task("no2", Mode::None, &[tcp(80, None)]).await.is_err());
     env.assert_gone("no2", None);
 
     // host: no namespace; the container ports are the host ports, checked free.
     let port = free_port();
     let host = net.setup_task("ho", Mode::Host, &[tcp(port, None)]).await.unwrap();
-    assert_eq!(host.netns, Path::new("/proc/1/ns/net"));
+    assert_eq!(host.namespace, Namespace::Host);
     assert!(!netns::exists(&env.netns_name("ho")));
     assert_eq!(
         host.bindings,
@@ -451,7 +449,7 @@ async fn two_agents_on_one_host() {
     assert!(err.to_string().contains(&format!("{p1}/tcp is already in use on the host")), "{err}");
     let t2 = two.net().setup_task("same", Mode::Bridge, &[tcp(80, Some(p2))]).await.unwrap();
     assert!(one.in_subnet(t1.ipv4.as_deref().unwrap()) && two.in_subnet(t2.ipv4.as_deref().unwrap()));
-    assert_ne!(t1.netns, t2.netns);
+    assert_ne!(t1.namespace, t2.namespace);
     one.httpd("same", "80", "agent-one");
     two.httpd("same", "80", "agent-two");
     assert!(host_sees(Ipv4Addr::LOCALHOST, p1, "agent-one"));

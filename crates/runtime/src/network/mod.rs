@@ -18,10 +18,11 @@
 //!   absent or equal `containerPort` (as ECS demands) and no bindings are reported.
 //! - `host`: no namespace; containers join the host's (`/proc/1/ns/net`). The container
 //!   ports are the host ports; each must be free on the host and not handed out.
-//! - `none`: a namespace with only `lo`; port mappings are refused.
+//! - `none`: nothing to set up here: each container gets a fresh namespace of its own from
+//!   runc, with only `lo` (as Docker's `--network none`); port mappings are refused.
 //!
-//! The containers of one task share the task's namespace in every mode, so they reach each
-//! other on `localhost`. ECS's `bridge` mode gives each container its own namespace and
+//! The containers of one `bridge`, `awsvpc` or `host` task share the task's namespace, so
+//! they reach each other on `localhost`. ECS's `bridge` mode gives each container its own namespace and
 //! joins them with `links`; berth approximates it with the shared task namespace plus
 //! `/etc/hosts` entries for the link names, which the container module writes.
 //!
@@ -93,6 +94,8 @@ pub use error::NetworkError;
 
 use ports::PortTable;
 use state::{CniAttachment, Phase, StateStore, TaskRecord};
+
+use crate::container::Namespace;
 
 /// The bridge of an agent that is given none.
 pub const DEFAULT_BRIDGE: &str = "berth0";
@@ -193,9 +196,9 @@ pub struct PortBinding {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TaskNetwork {
-    /// The namespace the task's containers join (the OCI spec's `network` namespace path);
-    /// `/proc/1/ns/net`, the host's, in host mode.
-    pub netns: PathBuf,
+    /// The network namespace of the task's containers: the task's, the host's (host mode),
+    /// or a private one per container (none mode).
+    pub namespace: Namespace,
     /// The task's address on the bridge (awsvpc: the ENI's `privateIPv4Address`).
     pub ipv4: Option<String>,
     /// The bridge's address, the task's default gateway.
@@ -337,7 +340,7 @@ impl Networks {
         }
         let started = Instant::now();
         let bindings = self.allocate_ports(task_id, mode, ports).await?;
-        let netns = (mode != Mode::Host).then(|| self.netns_name(task_id));
+        let netns = mode.attaches_to_bridge().then(|| self.netns_name(task_id));
         let mut record = TaskRecord::new(task_id, mode, netns, bindings);
         // No await between taking the ports and recording them: from here on the record
         // holds them, and every failure is undone through it.
@@ -571,7 +574,11 @@ impl Networks {
             .and_then(|c| c.result.as_ref().map(|r| cni::summarize(r, &c.ifname)))
             .unwrap_or_default();
         TaskNetwork {
-            netns: record.netns.as_deref().map_or_else(|| PathBuf::from(netns::HOST_NETNS), netns::path),
+            namespace: match (&record.netns, record.mode) {
+                (Some(ns), _) => Namespace::Join(netns::path(ns)),
+                (None, Mode::Host) => Namespace::Host,
+                (None, _) => Namespace::Private,
+            },
             ipv4: summary.ipv4,
             gateway: summary.gateway,
             mac: summary.mac,

@@ -8,9 +8,6 @@ use super::{cmd, NetworkError};
 /// Where `ip netns` keeps its namespaces (bind mounts of `/proc/<pid>/ns/net`).
 pub(super) const NETNS_DIR: &str = "/run/netns";
 
-/// The namespace the containers of a `host` mode task join: the host's, that of PID 1.
-pub(super) const HOST_NETNS: &str = "/proc/1/ns/net";
-
 pub(super) fn path(name: &str) -> PathBuf {
     Path::new(NETNS_DIR).join(name)
 }

@@ -6,6 +6,8 @@ use berth_api::model::{
 use berth_api::task_definition::{parse_cpu, parse_memory, with_overrides};
 use berth_api::{ApiError, ResourceKind};
 
+use crate::placement;
+use crate::scheduler::{Demand, RequiredAttribute};
 use crate::state::{now, Call, State};
 use crate::task_definitions;
 
@@ -83,6 +85,19 @@ pub struct Launch {
 }
 
 impl Launch {
+    /// What each copy needs of its instance: the reservation, and the definition's
+    /// `requiresAttributes` (an instance without one of them fails with `ATTRIBUTE`).
+    pub fn demand(&self) -> Demand {
+        let requires = self
+            .definition
+            .requires_attributes
+            .iter()
+            .flatten()
+            .filter_map(|a| Some(RequiredAttribute { name: a.name.clone()?, value: a.value.clone() }))
+            .collect();
+        placement::demand(&self.reservation, &self.group, requires)
+    }
+
     /// Resolves a request: the definition (with its tags), the reservation, the group, the tags.
     pub fn new(cluster: &str, stored: task_definitions::Stored, r: LaunchRequest) -> Result<Self, ApiError> {
         let definition = stored.task_definition;

@@ -129,8 +129,7 @@ pub async fn run(state: Arc<State>, call: Call, req: RunTaskRequest) -> Result<R
         .place(
             &state,
             &cluster,
-            &launch.reservation,
-            &launch.group,
+            &launch.demand(),
             count as usize,
             &constraints,
             req.placement_strategy.as_deref().unwrap_or_default(),
@@ -212,7 +211,7 @@ pub async fn start(state: Arc<State>, call: Call, req: StartTaskRequest) -> Resu
             failures.push(Failure { arn: Some(ident), reason: Some("MISSING".into()), detail: None });
             continue;
         };
-        match state.placements.place_on(&state, &cluster, &arn, &launch.reservation, &launch.group).await? {
+        match state.placements.place_on(&state, &cluster, &arn, &launch.demand()).await? {
             Ok(()) => placed.push(arn),
             Err(f) => failures.push(f),
         }
@@ -235,7 +234,7 @@ async fn create_all(
         match create(state, call, launch, &instance_arn).await {
             Ok(task) => tasks.push(task),
             Err(e) => {
-                state.placements.release(&launch.cluster, &instance_arn, &launch.reservation, &launch.group).await;
+                state.placements.release(&launch.cluster, &instance_arn, &launch.demand()).await;
                 failures.push(Failure { arn: Some(instance_arn), reason: Some(e.message), detail: None });
             }
         }

@@ -18,6 +18,7 @@ use berth_store::{Expect, StoreError, Txn};
 use super::{id_of, instance_key, key, Stored, MAX_ATTEMPTS};
 use crate::clusters;
 use crate::container_instances;
+use crate::placement;
 use crate::records::{self, RecordError};
 use crate::state::{now, Call, State};
 
@@ -66,7 +67,10 @@ pub async fn submit_task_state_change(
                 if released {
                     let arn = stored.task.container_instance_arn.clone().unwrap_or_default();
                     let group = stored.task.group.clone().unwrap_or_default();
-                    state.placements.release(&cluster, &arn, &stored.reservation, &group).await;
+                    state
+                        .placements
+                        .release(&cluster, &arn, &placement::demand(&stored.reservation, &group, Vec::new()))
+                        .await;
                 }
                 state.notify_assignments();
                 return Ok(SubmitTaskStateChangeResponse { acknowledgment: Some("true".into()) });
