@@ -208,9 +208,16 @@ def test_sigkilled_agent_leaves_containers_running_and_reconciles(ecs, fleet):
     task_id = long_arn.rsplit("/", 1)[1]
     assert _process_running(f"{task_id}-long"), "the container died with its agent"
     time.sleep(6)  # the short task exits while its agent is down
+    # What a crash after a STOPPED report leaves of a task the server no longer assigns.
+    ghost = "0" * 32
+    (agent.data_dir / "tasks" / f"{ghost}.json").write_text("{}")
+    (agent.data_dir / "volumes" / ghost / "data").mkdir(parents=True)
     agent.start()
     [short] = wait_stopped(ecs, fleet, [short_arn])
     assert container(short, "short")["exitCode"] == 6
+    assert not (agent.data_dir / "tasks" / f"{ghost}.json").exists(), "the restarted agent swept the stale record"
+    assert not (agent.data_dir / "volumes" / ghost).exists()
+    assert (agent.data_dir / "tasks" / f"{task_id}.json").exists(), "an assigned task's record stays"
     long_task = ecs.describe_tasks(cluster=fleet["cluster"], tasks=[long_arn])["tasks"][0]
     assert long_task["lastStatus"] == "RUNNING"
     ecs.stop_task(cluster=fleet["cluster"], task=long_arn)

@@ -47,6 +47,9 @@ struct Runner {
 pub struct Engine {
     shared: Arc<Shared>,
     runners: Mutex<Runners>,
+    /// Whether this process has swept what no assigned task owns (done once, after the
+    /// first assignment list).
+    swept: std::sync::atomic::AtomicBool,
 }
 
 /// Live runners, and the tasks whose runner finished (reported STOPPED) but which an
@@ -105,7 +108,36 @@ impl Engine {
             containers: dir.join("containers"),
             pull_policy,
         };
-        Ok(Self { shared: Arc::new(shared), runners: Mutex::new(Runners::default()) })
+        Ok(Self { shared: Arc::new(shared), runners: Mutex::new(Runners::default()), swept: Default::default() })
+    }
+
+    /// Removes the containers, networks and records of tasks the server no longer assigns
+    /// here: what a crash between a task's STOPPED report and its cleanup, or a task the
+    /// server stopped for good while the agent was away, leaves behind. The server's list
+    /// holds every task here that is not STOPPED, so nothing else can still be wanted.
+    async fn sweep(&self, listed: &HashSet<String>) {
+        let assigned: HashSet<&str> = listed.iter().filter_map(|arn| arn.rsplit('/').next()).collect();
+        let containers = self.shared.runtime.list().unwrap_or_default();
+        let mut stale: HashMap<String, Vec<String>> = HashMap::new();
+        for id in containers {
+            if let Some((task, _)) = id.split_once('-').filter(|(task, _)| !assigned.contains(task)) {
+                stale.entry(task.to_string()).or_default().push(id);
+            }
+        }
+        let networks = self.shared.networks.recorded_tasks().unwrap_or_default();
+        let records = std::fs::read_dir(&self.shared.records).into_iter().flatten().flatten();
+        let recorded = records.filter_map(|e| e.file_name().to_str()?.strip_suffix(".json").map(String::from));
+        for task in networks.into_iter().chain(recorded).filter(|t| !assigned.contains(t.as_str())) {
+            stale.entry(task).or_default();
+        }
+        for (task, ids) in stale {
+            tracing::info!(task = %task, containers = ids.len(), "removing what a task no longer assigned here left");
+            for id in &ids {
+                let _ = self.shared.runtime.stop(id, std::time::Duration::from_secs(1)).await;
+            }
+            task::clean_up(&self.shared, &task, ids).await;
+            let _ = std::fs::remove_file(task::record_path(&self.shared, &task));
+        }
     }
 
     /// Converges to `assignments`: every task not STOPPED that the server placed here.
@@ -119,6 +151,9 @@ impl Engine {
             runners.finished.insert(arn);
         }
         let listed: HashSet<String> = assignments.iter().filter_map(|a| a.task.task_arn.clone()).collect();
+        if !self.swept.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            self.sweep(&listed).await;
+        }
         runners.finished.retain(|arn| listed.contains(arn));
         for a in assignments {
             let arn = a.task.task_arn.clone().unwrap_or_default();

@@ -110,7 +110,26 @@ pub async fn run(shared: Arc<Shared>, a: Assignment, mut desired: watch::Receive
     run.finish(reason).await;
 }
 
-fn record_path(shared: &Shared, id: &str) -> PathBuf {
+/// Removes what task `task_id` holds on the host: its (exited) containers and their rootfs,
+/// its network, cgroup and task-scoped volumes.
+pub(super) async fn clean_up(shared: &Shared, task_id: &str, container_ids: Vec<String>) {
+    for id in container_ids {
+        let _ = shared.runtime.delete(&id).await;
+        let dir = shared.containers.join(&id);
+        if shared.images.unmount_rootfs(&dir).is_ok() {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+    if let Err(e) = shared.networks.teardown_task(task_id).await {
+        tracing::warn!(task = task_id, error = %e, "tearing down the task network");
+    }
+    if let Ok(cgroup) = shared.cgroups.task(task_id) {
+        let _ = cgroup.remove();
+    }
+    let _ = std::fs::remove_dir_all(shared.volumes.join(task_id));
+}
+
+pub(super) fn record_path(shared: &Shared, id: &str) -> PathBuf {
     shared.records.join(format!("{id}.json"))
 }
 
@@ -451,21 +470,12 @@ impl Run {
 
     /// Cleans up and reports STOPPED; the task's record goes last, once the server has it.
     async fn finish(&mut self, reason: Option<String>) {
-        for c in self.containers() {
-            let id = spec::container_id(&self.id, c.name.as_deref().unwrap_or_default());
-            let _ = self.shared.runtime.delete(&id).await;
-            let dir = self.shared.containers.join(&id);
-            if self.shared.images.unmount_rootfs(&dir).is_ok() {
-                let _ = std::fs::remove_dir_all(&dir);
-            }
-        }
-        if let Err(e) = self.shared.networks.teardown_task(&self.id).await {
-            tracing::warn!(task = %self.arn, error = %e, "tearing down the task network");
-        }
-        if let Ok(cgroup) = self.shared.cgroups.task(&self.id) {
-            let _ = cgroup.remove();
-        }
-        let _ = std::fs::remove_dir_all(self.shared.volumes.join(&self.id));
+        let ids = self
+            .containers()
+            .iter()
+            .map(|c| spec::container_id(&self.id, c.name.as_deref().unwrap_or_default()))
+            .collect();
+        clean_up(&self.shared, &self.id, ids).await;
         let stopped_at = now();
         let mut report = self.snapshot("STOPPED", reason);
         report.execution_stopped_at = Some(stopped_at);
