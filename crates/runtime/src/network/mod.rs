@@ -22,9 +22,9 @@
 //!   runc, with only `lo` (as Docker's `--network none`); port mappings are refused.
 //!
 //! The containers of one `bridge`, `awsvpc` or `host` task share the task's namespace, so
-//! they reach each other on `localhost`. ECS's `bridge` mode gives each container its own namespace and
-//! joins them with `links`; berth approximates it with the shared task namespace plus
-//! `/etc/hosts` entries for the link names, which the container module writes.
+//! they reach each other on `localhost`. ECS's `bridge` mode gives each container its own
+//! namespace and joins them with `links`; berth approximates it with the shared task
+//! namespace plus `/etc/hosts` entries for the link names, which the container module writes.
 //!
 //! ## Published ports on 127.0.0.1
 //!

@@ -56,6 +56,23 @@ fn task_id(task: &Task) -> &str {
     task.task_arn.as_deref().map_or("", id_of)
 }
 
+/// The [`LaunchRequest`] of a RunTask or StartTask request: two generated types with the
+/// same launch members.
+macro_rules! launch_request {
+    ($req:expr) => {
+        LaunchRequest {
+            task_definition: $req.task_definition.clone(),
+            overrides: $req.overrides.clone(),
+            group: $req.group.clone(),
+            started_by: $req.started_by.clone(),
+            tags: $req.tags.clone(),
+            propagate_tags: $req.propagate_tags,
+            enable_ecs_managed_tags: $req.enable_ecs_managed_tags.unwrap_or(false),
+            enable_execute_command: $req.enable_execute_command.unwrap_or(false),
+        }
+    };
+}
+
 /// Validates a RunTask/StartTask request's tags and resolves what its tasks run.
 async fn resolve_launch(state: &State, cluster: &str, r: LaunchRequest) -> Result<Launch, ApiError> {
     crate::tags::validate(r.tags.as_deref().unwrap_or_default())?;
@@ -98,21 +115,7 @@ pub async fn run(state: Arc<State>, call: Call, req: RunTaskRequest) -> Result<R
     if let Some(previous) = idempotent_answer(&state, &cluster, req.client_token.as_deref()).await? {
         return Ok(previous);
     }
-    let launch = resolve_launch(
-        &state,
-        &cluster,
-        LaunchRequest {
-            task_definition: req.task_definition.clone(),
-            overrides: req.overrides.clone(),
-            group: req.group.clone(),
-            started_by: req.started_by.clone(),
-            tags: req.tags.clone(),
-            propagate_tags: req.propagate_tags,
-            enable_ecs_managed_tags: req.enable_ecs_managed_tags.unwrap_or(false),
-            enable_execute_command: req.enable_execute_command.unwrap_or(false),
-        },
-    )
-    .await?;
+    let launch = resolve_launch(&state, &cluster, launch_request!(req)).await?;
     let mut constraints = req.placement_constraints.clone().unwrap_or_default();
     constraints.extend(launch.definition.placement_constraints.iter().flatten().map(|c| {
         berth_api::model::PlacementConstraint {
@@ -188,21 +191,7 @@ pub async fn start(state: Arc<State>, call: Call, req: StartTaskRequest) -> Resu
     if instances.is_empty() || instances.len() > 10 {
         return Err(ApiError::invalid("containerInstances must name 1 to 10 container instances."));
     }
-    let launch = resolve_launch(
-        &state,
-        &cluster,
-        LaunchRequest {
-            task_definition: req.task_definition.clone(),
-            overrides: req.overrides.clone(),
-            group: req.group.clone(),
-            started_by: req.started_by.clone(),
-            tags: req.tags.clone(),
-            propagate_tags: req.propagate_tags,
-            enable_ecs_managed_tags: req.enable_ecs_managed_tags.unwrap_or(false),
-            enable_execute_command: req.enable_execute_command.unwrap_or(false),
-        },
-    )
-    .await?;
+    let launch = resolve_launch(&state, &cluster, launch_request!(req)).await?;
     let mut placed = Vec::new();
     let mut failures = Vec::new();
     for ident in instances {
