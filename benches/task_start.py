@@ -25,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "compat"))
 
 from berthlib import BerthServer, berth_binary, profile_client, uid  # noqa: E402
-from fleet import Agent, Registry, build_rootfs, wait_registered  # noqa: E402
+from fleet import Agent, Registry, build_rootfs, subnet, wait_registered  # noqa: E402
 
 RUNS = int(os.environ.get("BENCH_RUNS", "20"))
 
@@ -91,10 +91,10 @@ def main() -> None:
     # One agent per image pull behaviour: prefer-cached starts from the cached image, as the
     # benchmark means; default (ECS's) first asks the registry whether the tag moved.
     agents = {}
-    for name, subnet, behavior in (("x", "10.213.30.0/24", "prefer-cached"), ("y", "10.213.31.0/24", "default")):
+    for name, net, behavior in (("x", subnet(30), "prefer-cached"), ("y", subnet(31), "default")):
         cluster = uid(f"bench-{behavior}")
         ecs.create_cluster(clusterName=cluster)
-        agent = Agent(server, cluster, work, name, subnet, "local-1a")
+        agent = Agent(server, cluster, work, name, net, "local-1a")
         agent.args += ["--pull-behavior", behavior]
         agents[behavior] = (cluster, agent.start())
     try:

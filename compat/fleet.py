@@ -15,6 +15,15 @@ from berthlib import BerthServer, berth_binary, free_port
 
 BUSYBOX = Path("/bin/busybox")
 
+# Runs of the suite on one host at the same time (several work trees) keep their bridges and
+# subnets apart by giving each a different BERTH_TEST_NET (0-9).
+NET_SLOT = int(os.environ.get("BERTH_TEST_NET", "0"))
+
+
+def subnet(n: int) -> str:
+    """The test subnet `n` of this run's slot, e.g. 10.213.20.0/24 for n=20 in slot 0."""
+    return f"10.{213 + NET_SLOT}.{n}.0/24"
+
 
 def build_rootfs(root: Path) -> Path:
     """A busybox rootfs: every applet linked into /bin, a web root, passwd and group."""
@@ -76,7 +85,7 @@ class Agent:
         self.args = [
             str(berth_binary()), "agent", "--server", server.endpoint, "--cluster", cluster,
             "--data-dir", str(self.data_dir), "--credentials", str(server.data_dir / "admin-credentials.json"),
-            "--bridge", f"bt{name}", "--subnet", subnet, "--availability-zone", zone,
+            "--bridge", f"bt{NET_SLOT}{name}", "--subnet", subnet, "--availability-zone", zone,
         ]
         if attributes:
             self.args += ["--attributes", attributes]

@@ -11,7 +11,7 @@ import urllib.request
 import pytest
 
 from berthlib import uid
-from fleet import Agent, Registry, build_rootfs, wait_registered
+from fleet import NET_SLOT, Agent, Registry, build_rootfs, subnet, wait_registered
 
 
 @pytest.fixture(scope="module")
@@ -22,8 +22,8 @@ def fleet(berth, ecs, tmp_path_factory):
     cluster = uid("e2e")
     ecs.create_cluster(clusterName=cluster)
     agents = [
-        Agent(berth, cluster, work, "a", "10.213.20.0/24", "local-1a", "stack=alpha").start(),
-        Agent(berth, cluster, work, "b", "10.213.21.0/24", "local-1b", "stack=beta").start(),
+        Agent(berth, cluster, work, "a", subnet(20), "local-1a", "stack=alpha").start(),
+        Agent(berth, cluster, work, "b", subnet(21), "local-1b", "stack=beta").start(),
     ]
     try:
         wait_registered(ecs, cluster, agents)
@@ -253,7 +253,7 @@ def test_awsvpc_task_reports_its_eni_and_answers_on_its_address(ecs, fleet):
     assert eni["type"] == "ElasticNetworkInterface" and eni["status"] == "ATTACHED"
     details = {kv["name"]: kv["value"] for kv in eni["details"]}
     ip = details["privateIPv4Address"]
-    assert ip.startswith("10.213.2"), ip
+    assert ip.startswith(f"10.{213 + NET_SLOT}.2"), ip
     assert container(task, "web")["networkInterfaces"][0]["privateIpv4Address"] == ip
     body = urllib.request.urlopen(f"http://{ip}:8080/index.html", timeout=5).read()
     assert body == b"hello-from-berth\n"
