@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use berth_server::{Config, RunningServer, DEFAULT_LISTEN};
+use berth_server::{Config, RunningServer, ServiceTiming, DEFAULT_LISTEN};
 use clap::{Args, Parser, Subcommand};
 use tokio::signal::unix::{signal, SignalKind};
 
@@ -76,17 +76,56 @@ struct CommonArgs {
     /// Do not write the `berth` profile into the AWS CLI config.
     #[arg(long)]
     no_profile: bool,
+    #[command(flatten)]
+    services: ServiceArgs,
+}
+
+/// The service controller's clocks, in seconds.
+#[derive(Args)]
+struct ServiceArgs {
+    /// Silence (no agent poll) after which an instance shows `agentConnected: false`.
+    #[arg(long, default_value_t = 60.0, env = "BERTH_AGENT_DISCONNECT_AFTER")]
+    agent_disconnect_after: f64,
+    /// Silence after which a disconnected instance's service tasks are replaced elsewhere.
+    #[arg(long, default_value_t = 180.0, env = "BERTH_INSTANCE_LOST_AFTER")]
+    instance_lost_after: f64,
+    /// How long a task without container health checks runs before it counts as healthy.
+    #[arg(long, default_value_t = 40.0, env = "BERTH_TASK_HEALTHY_AFTER")]
+    task_healthy_after: f64,
+    /// The first delay before a service restarts tasks that keep failing (doubles each time).
+    #[arg(long, default_value_t = 10.0, env = "BERTH_RESTART_BACKOFF")]
+    restart_backoff: f64,
+    /// The longest such delay.
+    #[arg(long, default_value_t = 900.0, env = "BERTH_RESTART_BACKOFF_MAX")]
+    restart_backoff_max: f64,
+}
+
+impl ServiceArgs {
+    fn timing(&self) -> Result<ServiceTiming> {
+        let secs = |name: &str, v: f64| {
+            std::time::Duration::try_from_secs_f64(v).with_context(|| format!("--{name} must be a number of seconds"))
+        };
+        Ok(ServiceTiming {
+            agent_disconnect_after: secs("agent-disconnect-after", self.agent_disconnect_after)?,
+            instance_lost_after: secs("instance-lost-after", self.instance_lost_after)?,
+            task_healthy_after: secs("task-healthy-after", self.task_healthy_after)?,
+            restart_backoff: secs("restart-backoff", self.restart_backoff)?,
+            restart_backoff_max: secs("restart-backoff-max", self.restart_backoff_max)?,
+            ..ServiceTiming::default()
+        })
+    }
 }
 
 impl CommonArgs {
-    fn config(self, data_dir: PathBuf) -> Config {
-        Config {
+    fn config(self, data_dir: PathBuf) -> Result<Config> {
+        Ok(Config {
             data_dir,
             listen: self.listen,
+            services: self.services.timing()?,
             account_id: self.account_id,
             region: self.region,
             write_profile: !self.no_profile,
-        }
+        })
     }
 }
 
@@ -107,7 +146,7 @@ fn main() -> Result<()> {
 
 async fn run(command: Command) -> Result<()> {
     let (config, with_agent) = match command {
-        Command::Server(a) => (a.common.config(a.data_dir), false),
+        Command::Server(a) => (a.common.config(a.data_dir)?, false),
         Command::Image(a) => return image::run(a).await,
         Command::Agent(a) => return agent::run(a).await,
         Command::Shim(_) => anyhow::bail!("the shim runs before the async runtime starts"),
@@ -116,7 +155,7 @@ async fn run(command: Command) -> Result<()> {
                 Some(d) => d,
                 None => dirs::data_dir().context("no user data directory; pass --data-dir")?.join("berth"),
             };
-            (a.common.config(dir), !a.no_agent)
+            (a.common.config(dir)?, !a.no_agent)
         }
     };
     let data_dir = config.data_dir.clone();

@@ -37,6 +37,7 @@ pub async fn poll(
 ) -> Result<PollAssignmentsResponse, ApiError> {
     let cluster = clusters::require_active_name(&state, req.cluster.as_deref()).await?;
     let instance = container_instances::id_of(req.container_instance.as_deref().unwrap_or_default()).to_string();
+    let _heartbeat = state.heartbeats.poll(&instance);
     let mut changes = state.assignments.subscribe();
     if req.generation.as_deref() == Some(state.generation(&changes).as_str()) {
         let wait = Duration::from_secs(u64::from(req.wait_seconds.unwrap_or(MAX_WAIT_SECONDS).min(MAX_WAIT_SECONDS)));

@@ -177,6 +177,7 @@ pub async fn register(
         Ok(Decision::Write(instance.clone(), instance))
     })
     .await?;
+    state.heartbeats.beat(&id);
     state.placements.invalidate(&cluster_name).await;
     Ok(RegisterContainerInstanceResponse { container_instance: Some(instance) })
 }

@@ -12,15 +12,18 @@ mod clusters;
 mod container_instances;
 mod credentials;
 mod front;
+mod liveness;
 mod operations;
 mod pagination;
 mod placement;
 mod records;
 pub mod scheduler;
 mod server;
+mod services;
 mod state;
 mod tags;
 mod task_definitions;
 mod tasks;
 
 pub use server::{Config, RunningServer, ServerError, DEFAULT_LISTEN};
+pub use services::Timing as ServiceTiming;

@@ -13,7 +13,7 @@ use berth_api::{ApiError, Operation};
 use berth_store::BoxFuture;
 
 use crate::state::{Call, State};
-use crate::{account_settings, agent_channel, clusters, container_instances, tags, task_definitions, tasks};
+use crate::{account_settings, agent_channel, clusters, container_instances, services, tags, task_definitions, tasks};
 
 type Handler = Box<dyn Fn(Arc<State>, Call, &[u8]) -> BoxFuture<'static, Result<Vec<u8>, ApiError>> + Send + Sync>;
 
@@ -60,6 +60,13 @@ impl Operations {
         t.add::<ops::DiscoverPollEndpoint, _, _>(agent_channel::discover);
         t.add::<berth_api::agent::PollAssignments, _, _>(agent_channel::poll);
         t.add::<berth_api::agent::SubmitTaskDetails, _, _>(tasks::submit_task_details);
+        t.add::<ops::CreateService, _, _>(services::create);
+        t.add::<ops::UpdateService, _, _>(services::update);
+        t.add::<ops::DeleteService, _, _>(services::delete);
+        t.add::<ops::DescribeServices, _, _>(services::describe);
+        t.add::<ops::ListServices, _, _>(services::list);
+        t.add::<ops::GetTaskProtection, _, _>(tasks::protection::get);
+        t.add::<ops::UpdateTaskProtection, _, _>(tasks::protection::update);
         t.add::<ops::PutAccountSetting, _, _>(account_settings::put);
         t.add::<ops::PutAccountSettingDefault, _, _>(account_settings::put_default);
         t.add::<ops::DeleteAccountSetting, _, _>(account_settings::delete);

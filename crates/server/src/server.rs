@@ -33,6 +33,8 @@ pub struct Config {
     pub region: String,
     /// Whether to write the `berth` AWS CLI profile.
     pub write_profile: bool,
+    /// The service controller's clocks (instance liveness, health, restart back-off).
+    pub services: crate::services::Timing,
 }
 
 /// Why the server could not start.
@@ -77,6 +79,7 @@ pub struct RunningServer {
     pub endpoint: String,
     stop: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
+    controller: tokio::task::JoinHandle<()>,
 }
 
 impl RunningServer {
@@ -101,6 +104,7 @@ impl RunningServer {
             write_profile(&config, &admin, &endpoint)?;
         }
         let state = Arc::new(State::new(store, account, keys, endpoint.clone()));
+        let controller = crate::services::controller::spawn(Arc::clone(&state), config.services.clone());
         let app = front::router(state, Operations::ecs());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -110,12 +114,13 @@ impl RunningServer {
                 })
                 .await
         });
-        Ok(Self { addr, endpoint, stop, task })
+        Ok(Self { addr, endpoint, stop, task, controller })
     }
 
     /// Stops accepting requests, finishes those in flight, and closes the store.
     pub async fn stop(self) -> Result<(), ServerError> {
         let _ = self.stop.send(());
+        self.controller.abort();
         Self::join(self.task).await
     }
 

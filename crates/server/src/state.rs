@@ -6,6 +6,7 @@ use berth_api::{Arn, ResourceKind};
 use berth_store::Store;
 
 use crate::credentials::KeyRing;
+use crate::liveness::Heartbeats;
 use crate::placement::Placements;
 use crate::task_definitions::Families;
 
@@ -27,6 +28,10 @@ pub struct State {
     pub assignments: tokio::sync::watch::Sender<u64>,
     /// Distinguishes this server process in agents' poll generations.
     pub boot: String,
+    /// When each instance's agent last polled.
+    pub heartbeats: Heartbeats,
+    /// Wakes the service controller: a service changed.
+    pub service_changes: tokio::sync::Notify,
 }
 
 /// Who made this request, and where: ARNs take the region from the signature.
@@ -50,6 +55,8 @@ impl State {
             placements: Placements::default(),
             assignments: tokio::sync::watch::Sender::new(0),
             boot: uuid::Uuid::new_v4().simple().to_string(),
+            heartbeats: Heartbeats::default(),
+            service_changes: tokio::sync::Notify::new(),
         }
     }
 

@@ -19,6 +19,7 @@ async fn start(dir: &Path) -> RunningServer {
         account_id: "123456789012".into(),
         region: "us-east-1".into(),
         write_profile: false,
+        services: Default::default(),
     };
     RunningServer::start(config).await.unwrap()
 }

@@ -7,6 +7,7 @@
 //! them. Stopped tasks stay describable (berth does not purge them yet).
 
 mod launch;
+pub mod protection;
 mod reports;
 
 use std::sync::Arc;
@@ -28,7 +29,8 @@ use crate::pagination::{self, Page};
 use crate::records::{self, Decision, RecordError};
 use crate::state::{now, Call, State};
 use crate::{clusters, task_definitions};
-use launch::{Launch, LaunchRequest};
+use launch::Launch;
+pub use launch::LaunchRequest;
 
 /// How often creating a task retries when its instance changed at the same moment.
 const MAX_ATTEMPTS: usize = 16;
@@ -81,7 +83,7 @@ async fn resolve_launch(state: &State, cluster: &str, r: LaunchRequest) -> Resul
 }
 
 /// The definition a RunTask/StartTask names: ACTIVE, and able to run on EC2.
-async fn runnable_definition(state: &State, reference: &str) -> Result<task_definitions::Stored, ApiError> {
+pub async fn runnable_definition(state: &State, reference: &str) -> Result<task_definitions::Stored, ApiError> {
     let stored = task_definitions::resolve_stored(state, reference).await?;
     let def = &stored.task_definition;
     if def.status != Some(TaskDefinitionStatus::Active) {
@@ -94,7 +96,7 @@ async fn runnable_definition(state: &State, reference: &str) -> Result<task_defi
     Ok(stored)
 }
 
-fn check_launch_type(launch_type: Option<LaunchType>, has_strategy: bool) -> Result<(), ApiError> {
+pub fn check_launch_type(launch_type: Option<LaunchType>, has_strategy: bool) -> Result<(), ApiError> {
     match launch_type {
         None | Some(LaunchType::Ec2) if !has_strategy => Ok(()),
         _ => Err(ApiError::new(
@@ -102,6 +104,36 @@ fn check_launch_type(launch_type: Option<LaunchType>, has_strategy: bool) -> Res
             "This cluster has no capacity for that launch type or capacity provider strategy; berth runs EC2 launch-type tasks on registered container instances.",
         )),
     }
+}
+
+/// Places `count` copies of what `request` describes on the cluster's instances (the
+/// request's constraints and the definition's) and creates them: RunTask's path, which the
+/// service controller takes too.
+pub async fn launch(
+    state: &State,
+    call: &Call,
+    cluster: &str,
+    request: LaunchRequest,
+    count: usize,
+    constraints: &[berth_api::model::PlacementConstraint],
+    strategies: &[berth_api::model::PlacementStrategy],
+) -> Result<(Vec<Task>, Vec<Failure>), ApiError> {
+    let launch = resolve_launch(state, cluster, request).await?;
+    let mut constraints = constraints.to_vec();
+    constraints.extend(launch.definition.placement_constraints.iter().flatten().map(|c| {
+        berth_api::model::PlacementConstraint {
+            r#type: c.r#type.map(|t| match t {
+                berth_api::model::TaskDefinitionPlacementConstraintType::MemberOf => {
+                    berth_api::model::PlacementConstraintType::MemberOf
+                }
+            }),
+            expression: c.expression.clone(),
+        }
+    }));
+    let outcome = state.placements.place(state, cluster, &launch.demand(), count, &constraints, strategies).await?;
+    let (tasks, mut failures) = create_all(state, call, &launch, outcome.placed).await?;
+    failures.extend(outcome.failures);
+    Ok((tasks, failures))
 }
 
 /// RunTask: places `count` copies on the cluster's instances by the constraints and strategies.
@@ -115,31 +147,16 @@ pub async fn run(state: Arc<State>, call: Call, req: RunTaskRequest) -> Result<R
     if let Some(previous) = idempotent_answer(&state, &cluster, req.client_token.as_deref()).await? {
         return Ok(previous);
     }
-    let launch = resolve_launch(&state, &cluster, launch_request!(req)).await?;
-    let mut constraints = req.placement_constraints.clone().unwrap_or_default();
-    constraints.extend(launch.definition.placement_constraints.iter().flatten().map(|c| {
-        berth_api::model::PlacementConstraint {
-            r#type: c.r#type.map(|t| match t {
-                berth_api::model::TaskDefinitionPlacementConstraintType::MemberOf => {
-                    berth_api::model::PlacementConstraintType::MemberOf
-                }
-            }),
-            expression: c.expression.clone(),
-        }
-    }));
-    let outcome = state
-        .placements
-        .place(
-            &state,
-            &cluster,
-            &launch.demand(),
-            count as usize,
-            &constraints,
-            req.placement_strategy.as_deref().unwrap_or_default(),
-        )
-        .await?;
-    let (tasks, mut failures) = create_all(&state, &call, &launch, outcome.placed).await?;
-    failures.extend(outcome.failures);
+    let (tasks, failures) = launch(
+        &state,
+        &call,
+        &cluster,
+        launch_request!(req),
+        count as usize,
+        req.placement_constraints.as_deref().unwrap_or_default(),
+        req.placement_strategy.as_deref().unwrap_or_default(),
+    )
+    .await?;
     let answer = RunTaskResponse { tasks: Some(tasks), failures: Some(failures) };
     remember_token(&state, &cluster, req.client_token.as_deref(), &answer).await?;
     Ok(answer)
@@ -191,23 +208,36 @@ pub async fn start(state: Arc<State>, call: Call, req: StartTaskRequest) -> Resu
     if instances.is_empty() || instances.len() > 10 {
         return Err(ApiError::invalid("containerInstances must name 1 to 10 container instances."));
     }
-    let launch = resolve_launch(&state, &cluster, launch_request!(req)).await?;
+    let (tasks, failures) = launch_on(&state, &call, &cluster, launch_request!(req), instances).await?;
+    Ok(StartTaskResponse { tasks: Some(tasks), failures: Some(failures) })
+}
+
+/// Creates one copy of what `request` describes on each named instance, without a placement
+/// strategy: StartTask's path, which DAEMON services take too.
+pub async fn launch_on(
+    state: &State,
+    call: &Call,
+    cluster: &str,
+    request: LaunchRequest,
+    instances: Vec<String>,
+) -> Result<(Vec<Task>, Vec<Failure>), ApiError> {
+    let launch = resolve_launch(state, cluster, request).await?;
     let mut placed = Vec::new();
     let mut failures = Vec::new();
     for ident in instances {
-        let record = records::get::<ContainerInstance>(&*state.store, &instance_key(&cluster, &ident)).await?;
+        let record = records::get::<ContainerInstance>(&*state.store, &instance_key(cluster, &ident)).await?;
         let Some(arn) = record.and_then(|(i, _)| i.container_instance_arn) else {
             failures.push(Failure { arn: Some(ident), reason: Some("MISSING".into()), detail: None });
             continue;
         };
-        match state.placements.place_on(&state, &cluster, &arn, &launch.demand()).await? {
+        match state.placements.place_on(state, cluster, &arn, &launch.demand()).await? {
             Ok(()) => placed.push(arn),
             Err(f) => failures.push(f),
         }
     }
-    let (tasks, more) = create_all(&state, &call, &launch, placed).await?;
+    let (tasks, more) = create_all(state, call, &launch, placed).await?;
     failures.extend(more);
-    Ok(StartTaskResponse { tasks: Some(tasks), failures: Some(failures) })
+    Ok((tasks, failures))
 }
 
 /// Creates a task on each placed instance; a copy whose write fails is released and reported.
@@ -271,22 +301,35 @@ pub async fn stop(state: Arc<State>, _call: Call, req: StopTaskRequest) -> Resul
     let cluster = clusters::require_active_name(&state, req.cluster.as_deref()).await?;
     let ident = req.task.unwrap_or_default();
     let reason = req.reason.filter(|r| !r.is_empty()).unwrap_or_else(|| "Task stopped by user".into());
-    let task = records::update(&*state.store, &key(&cluster, id_of(&ident)), |current: Option<Stored>| {
+    let task = request_stop(&state, &cluster, id_of(&ident), TaskStopCode::UserInitiated, &reason).await?;
+    Ok(StopTaskResponse { task: Some(task) })
+}
+
+/// Sets the task's desired status to STOPPED with `code` and `reason` (once: a task already
+/// asked to stop keeps its first reason) and wakes the agents.
+pub async fn request_stop(
+    state: &State,
+    cluster: &str,
+    id: &str,
+    code: TaskStopCode,
+    reason: &str,
+) -> Result<Task, ApiError> {
+    let task = records::update(&*state.store, &key(cluster, id), |current: Option<Stored>| {
         let mut stored = current.ok_or_else(|| ApiError::invalid("The referenced task was not found."))?;
         if stored.task.desired_status.as_deref() == Some("STOPPED") {
             return Ok(Decision::Keep(stored.task));
         }
         let t = &mut stored.task;
         t.desired_status = Some("STOPPED".into());
-        t.stop_code = Some(TaskStopCode::UserInitiated);
-        t.stopped_reason = Some(reason.clone());
+        t.stop_code = Some(code);
+        t.stopped_reason = Some(reason.to_string());
         t.stopping_at = Some(now());
         t.version = Some(t.version.unwrap_or(0) + 1);
         Ok(Decision::Write(stored.clone(), stored.task))
     })
     .await?;
     state.notify_assignments();
-    Ok(StopTaskResponse { task: Some(task) })
+    Ok(task)
 }
 
 /// DescribeTasks: found tasks in request order, `failures` (MISSING) for the rest.
