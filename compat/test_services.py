@@ -5,7 +5,6 @@ are in test_e2e_services.py."""
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess

@@ -282,6 +282,11 @@ pub async fn describe(
     Ok(DescribeContainerInstancesResponse { container_instances: Some(found), failures: Some(failures) })
 }
 
+/// Whether the instance satisfies a cluster query (a `memberOf` expression).
+pub fn matches(instance: &ContainerInstance, expr: &query::Expr) -> bool {
+    expr.matches(&InstanceSubject(instance))
+}
+
 /// An instance as the cluster query language sees it. `task:group` is not known here:
 /// ListContainerInstances filters by attributes and fields.
 struct InstanceSubject<'a>(&'a ContainerInstance);

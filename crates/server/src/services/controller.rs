@@ -17,10 +17,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use berth_api::model::{
-    ContainerInstance, Deployment, DeploymentRolloutState, HealthStatus, PropagateTags, SchedulingStrategy, Tag,
-    TaskStopCode,
+    ContainerInstance, Deployment, DeploymentRolloutState, HealthStatus, PlacementConstraintType, PropagateTags,
+    SchedulingStrategy, Tag, TaskStopCode,
 };
-use berth_api::{ApiError, Arn};
+use berth_api::{query, ApiError, Arn};
 
 use super::deployments::{self, Bounds};
 use super::{events, group, Stored, ACTIVE, DRAINING, INACTIVE};
@@ -272,7 +272,7 @@ async fn reconcile(state: &Arc<State>, timing: &Timing, world: &World, service: 
         Ok(if circuit_breaker(&mut s, &views) { Decision::Write(s.clone(), s) } else { Decision::Keep(s) })
     })
     .await?;
-    let daemon_targets = daemon_targets(&service, world, &views);
+    let daemon_targets = daemon_targets(&service, world);
     let mut plan = plan(&service, &views, timing, at, daemon_targets.as_deref());
     stop_lost(state, world, &views).await?;
     let mut started = Vec::new();
@@ -301,15 +301,25 @@ async fn reconcile(state: &Arc<State>, timing: &Timing, world: &World, service: 
     .await
 }
 
-/// The instances a DAEMON service runs one task on: ACTIVE, connected, matching its constraints.
-fn daemon_targets(service: &Stored, world: &World, _views: &[TaskView]) -> Option<Vec<String>> {
+/// The instances a DAEMON service runs one task on: ACTIVE, connected, not lost, and
+/// matching its `memberOf` constraints.
+fn daemon_targets(service: &Stored, world: &World) -> Option<Vec<String>> {
     if service.service.scheduling_strategy != Some(SchedulingStrategy::Daemon) {
         return None;
     }
+    let member_of: Vec<query::Expr> = service
+        .service
+        .placement_constraints
+        .iter()
+        .flatten()
+        .filter(|c| c.r#type == Some(PlacementConstraintType::MemberOf))
+        .filter_map(|c| query::parse(c.expression.as_deref().unwrap_or_default()).ok())
+        .collect();
     let mut targets: Vec<String> = world
         .instances
         .values()
         .filter(|i| i.status.as_deref() == Some("ACTIVE") && i.agent_connected == Some(true))
+        .filter(|i| member_of.iter().all(|e| container_instances::matches(i, e)))
         .filter_map(|i| i.container_instance_arn.clone())
         .filter(|arn| !world.lost.contains(arn))
         .collect();
