@@ -419,3 +419,39 @@ def test_failing_tasks_back_off_with_an_event(sim):
     wait_for(crash, timeout=30, what="the back-off event")
     stopped = service_tasks(sim, "crash", desired="STOPPED")
     assert len(stopped) >= 3
+
+
+def test_daemon_runs_one_task_per_matching_instance_including_new_ones(sim):
+    ecs, cl = sim["ecs"], sim["cluster"]
+    second = register(ecs, cl, memory=4096, extra=[{"name": "role", "value": "edge"}])["containerInstanceArn"]
+    s = ecs.create_service(cluster=cl, serviceName="agentd", taskDefinition=sim["family"],
+                           schedulingStrategy="DAEMON")["service"]
+    assert s["schedulingStrategy"] == "DAEMON"
+    assert (s["deploymentConfiguration"]["minimumHealthyPercent"], s["deploymentConfiguration"]["maximumPercent"]) \
+        == (0, 100)
+    def on(instances):
+        tasks = service_tasks(sim, "agentd")
+        return sorted(t["containerInstanceArn"] for t in tasks) == sorted(instances)
+    wait_for(lambda: on([sim["instance"], second]), what="one task per instance")
+    third = register(ecs, cl, memory=4096)["containerInstanceArn"]
+    wait_for(lambda: on([sim["instance"], second, third]), what="a task on the instance that joined")
+    wait_for(lambda: describe(ecs, cl, "agentd")["desiredCount"] == 3, what="desiredCount 3")
+    ecs.update_container_instances_state(cluster=cl, containerInstances=[third], status="DRAINING")
+    wait_for(lambda: on([sim["instance"], second]), what="the draining instance's task stopped")
+    ecs.update_service(cluster=cl, service="agentd",
+                       placementConstraints=[{"type": "memberOf", "expression": "attribute:role == edge"}])
+    wait_for(lambda: on([second]), what="only the instance matching the constraint")
+    expect_error(lambda: ecs.update_service(cluster=cl, service="agentd", desiredCount=2),
+                 "InvalidParameterException", "desired count")
+    assert ecs.delete_service(cluster=cl, service="agentd")["service"]["status"] == "DRAINING"
+
+
+def test_cluster_counts_services_and_cannot_be_deleted_with_them(ecs, cluster, family):
+    create(ecs, cluster, family, name="held")
+    assert ecs.describe_clusters(clusters=[cluster])["clusters"][0]["activeServicesCount"] == 1
+    expect_error(lambda: ecs.delete_cluster(cluster=cluster), "ClusterContainsServicesException", "Services")
+    ecs.delete_service(cluster=cluster, service="held")
+    ecs.get_waiter("services_inactive").wait(cluster=cluster, services=["held"],
+                                             WaiterConfig={"Delay": 1, "MaxAttempts": 20})
+    assert ecs.describe_clusters(clusters=[cluster])["clusters"][0]["activeServicesCount"] == 0
+    assert ecs.delete_cluster(cluster=cluster)["cluster"]["status"] == "INACTIVE"

@@ -204,6 +204,7 @@ async fn with_counts(state: &State, mut c: Cluster) -> Result<Cluster, ApiError>
     c.registered_container_instances_count = Some(i32::try_from(registered.len()).unwrap_or(i32::MAX));
     c.running_tasks_count = Some(sum(|i| i.running_tasks_count));
     c.pending_tasks_count = Some(sum(|i| i.pending_tasks_count));
+    c.active_services_count = Some(crate::services::active_count(state, &name).await?);
     Ok(c)
 }
 
@@ -279,6 +280,12 @@ pub async fn delete(
         return Err(ApiError::new(
             berth_api::ErrorKind::ClusterContainsContainerInstances,
             "The Cluster cannot be deleted while Container Instances are active or draining.",
+        ));
+    }
+    if counted.active_services_count.unwrap_or(0) > 0 {
+        return Err(ApiError::new(
+            berth_api::ErrorKind::ClusterContainsServices,
+            "The Cluster cannot be deleted while Services are active.",
         ));
     }
     if counted.running_tasks_count.unwrap_or(0) + counted.pending_tasks_count.unwrap_or(0) > 0 {

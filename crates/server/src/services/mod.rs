@@ -427,6 +427,13 @@ pub async fn describe(
     Ok(DescribeServicesResponse { services: Some(services), failures: Some(failures) })
 }
 
+/// How many of the cluster's services are ACTIVE or DRAINING (a cluster with any cannot be deleted).
+pub async fn active_count(state: &State, cluster: &str) -> Result<i32, ApiError> {
+    let all = records::list_all::<Stored>(&*state.store, &prefix(Some(cluster))).await?;
+    let active = all.iter().filter(|(_, s)| s.service.status.as_deref() != Some(INACTIVE)).count();
+    Ok(i32::try_from(active).unwrap_or(i32::MAX))
+}
+
 /// ListServices: the cluster's ACTIVE services, by launch type and scheduling strategy.
 pub async fn list(state: Arc<State>, _call: Call, req: ListServicesRequest) -> Result<ListServicesResponse, ApiError> {
     let cluster = clusters::require_active_name(&state, req.cluster.as_deref()).await?;
