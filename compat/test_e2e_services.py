@@ -299,3 +299,20 @@ def test_server_sigkilled_mid_deployment_finishes_without_duplicates(fleet):
     wait_for(lambda: all(not container_pids(f"{t['taskArn'].rsplit('/', 1)[1]}-app", "sleep") for t in stopped),
              30, "no container left of a stopped task")
     ecs.delete_service(cluster=cl, service="crash", force=True)
+
+
+def test_a_task_failing_its_health_check_is_replaced(fleet):
+    ecs, cl = fleet["ecs"], fleet["cluster"]
+    check = {"command": ["CMD-SHELL", "test -f /tmp/ok"], "interval": 5, "timeout": 2, "retries": 1}
+    d = register(fleet, ["sh", "-c", "touch /tmp/ok; sleep 3; rm /tmp/ok; sleep 600"], healthCheck=check)
+    ecs.create_service(cluster=cl, serviceName="hc", taskDefinition=d["family"], desiredCount=1)
+    [first] = wait_for(lambda: tasks_of(fleet, "hc"), 30, "the first task")
+    first_id = first["taskArn"].rsplit("/", 1)[1]
+    t = wait_for(lambda: (lambda t: t if t["desiredStatus"] == "STOPPED" else None)(
+        ecs.describe_tasks(cluster=cl, tasks=[first["taskArn"]])["tasks"][0]), 40, "the unhealthy task to be stopped")
+    assert t["stopCode"] == "ServiceSchedulerInitiated" and t["stoppedReason"] == "Task failed container health checks"
+    assert t["healthStatus"] == "UNHEALTHY"
+    wait_for(lambda: any(t["taskArn"] != first["taskArn"] for t in tasks_of(fleet, "hc")), 30, "a replacement")
+    messages = [e["message"] for e in describe(fleet, "hc")["events"]]
+    assert f"(service hc) (task {first_id}) failed container health checks." in messages
+    ecs.delete_service(cluster=cl, service="hc", force=True)

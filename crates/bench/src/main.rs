@@ -2,12 +2,14 @@
 //!
 //! - `berth-bench api`: ECS API throughput and latency (see [`api`]).
 //! - `berth-bench placement`: the scheduler alone, with a fake in-memory agent (see [`placement`]).
+//! - `berth-bench services`: the service controller on simulated capacity (see [`services`]).
 
 mod api;
 mod client;
 mod placement;
 mod report;
 mod server;
+mod services;
 mod stats;
 mod workloads;
 
@@ -29,6 +31,8 @@ enum Command {
     Api(api::ApiArgs),
     /// Placements per second and p99 latency of the scheduler alone (fake agent, no containers).
     Placement(placement::PlacementArgs),
+    /// Time and server CPU for a 500-task service to reach steady state and to roll (fake agent).
+    Services(services::ServicesArgs),
 }
 
 fn main() -> ExitCode {
@@ -54,5 +58,11 @@ fn run(cli: Cli) -> Result<bool> {
             runtime.block_on(api::run(args))
         }
         Command::Placement(args) => placement::run(args),
+        Command::Services(args) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .context("starting the runtime")?
+            .block_on(services::run(args)),
     }
 }

@@ -55,8 +55,13 @@ pub struct Server {
 impl Server {
     /// Starts `binary server` on a fresh temporary data dir and waits for its listen line.
     pub fn start(binary: &Path) -> Result<Self> {
+        Self::start_with(binary, &[])
+    }
+
+    /// [`Server::start`] with more `berth server` flags.
+    pub fn start_with(binary: &Path, flags: &[&str]) -> Result<Self> {
         let root = fresh_dir()?;
-        let mut child = match spawn(binary, &root) {
+        let mut child = match spawn(binary, &root, flags) {
             Ok(child) => child,
             Err(e) => {
                 let _ = fs::remove_dir_all(&root);
@@ -78,6 +83,17 @@ impl Server {
         Ok(server)
     }
 
+    /// The server process's CPU time so far (user + system), in seconds.
+    pub fn cpu_seconds(&self) -> Result<f64> {
+        let stat =
+            fs::read_to_string(format!("/proc/{}/stat", self.child.id())).context("reading the server's stat")?;
+        let fields: Vec<&str> =
+            stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or_default().split_whitespace().collect();
+        let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        // utime and stime (fields 14 and 15 of stat(5)), in USER_HZ (100 on Linux).
+        Ok((ticks(11) + ticks(12)) / 100.0)
+    }
+
     /// The last lines of the server's log, for error messages.
     pub fn log_tail(&self) -> String {
         let text = fs::read_to_string(self.root.join("server.log")).unwrap_or_default();
@@ -96,13 +112,14 @@ impl Drop for Server {
 }
 
 /// Runs `binary server` with its data in `root/data` and its log in `root/server.log`.
-fn spawn(binary: &Path, root: &Path) -> Result<Child> {
+fn spawn(binary: &Path, root: &Path, flags: &[&str]) -> Result<Child> {
     let log = File::create(root.join("server.log")).context("creating the server log")?;
     Command::new(binary)
         .arg("server")
         .arg("--data-dir")
         .arg(root.join("data"))
         .args(["--listen", "127.0.0.1:0", "--no-profile"])
+        .args(flags)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(log)

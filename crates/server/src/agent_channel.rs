@@ -7,10 +7,11 @@ use std::time::Duration;
 use berth_api::agent::{Assignment, PollAssignmentsRequest, PollAssignmentsResponse, MAX_WAIT_SECONDS};
 use berth_api::model::{DiscoverPollEndpointRequest, DiscoverPollEndpointResponse};
 use berth_api::ApiError;
+use berth_store::ListQuery;
 
 use crate::clusters;
 use crate::container_instances;
-use crate::pagination::{self, Page};
+use crate::records::RecordError;
 use crate::state::{Call, State};
 use crate::tasks;
 
@@ -26,6 +27,26 @@ pub async fn discover(
         telemetry_endpoint: Some(state.endpoint.clone()),
         service_connect_endpoint: None,
     })
+}
+
+/// The instance's tasks that are not STOPPED. Records that do not mention the instance id are
+/// skipped before they are decoded: every poll of every agent reads the cluster's tasks.
+async fn assigned(state: &State, cluster: &str, instance: &str) -> Result<Vec<Assignment>, ApiError> {
+    let records = state.store.list(ListQuery::prefix(format!("task/{cluster}/"))).await.map_err(RecordError::from)?;
+    let mut assignments = Vec::new();
+    for r in records.into_iter().filter(|r| mentions(&r.value, instance.as_bytes())) {
+        let s: tasks::Stored =
+            serde_json::from_slice(&r.value).map_err(|source| RecordError::Decode { key: r.key.clone(), source })?;
+        let on_instance = s.task.container_instance_arn.as_deref().map(container_instances::id_of) == Some(instance);
+        if on_instance && s.task.last_status.as_deref() != Some("STOPPED") {
+            assignments.push(Assignment { task: s.task, task_definition: s.definition });
+        }
+    }
+    Ok(assignments)
+}
+
+fn mentions(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 /// PollAssignments: the instance's tasks, at once if they changed since `generation`, else
@@ -44,14 +65,6 @@ pub async fn poll(
         let _ = tokio::time::timeout(wait, changes.changed()).await;
     }
     let generation = state.generation(&changes);
-    let page = Page { size: usize::MAX, after: None };
-    let (assignments, _) =
-        pagination::collect(&*state.store, &format!("task/{cluster}/"), &page, |_, s: tasks::Stored| {
-            let on_instance =
-                s.task.container_instance_arn.as_deref().map(container_instances::id_of) == Some(&instance);
-            let live = s.task.last_status.as_deref() != Some("STOPPED");
-            (on_instance && live).then_some(Assignment { task: s.task, task_definition: s.definition })
-        })
-        .await?;
+    let assignments = assigned(&state, &cluster, &instance).await?;
     Ok(PollAssignmentsResponse { generation, assignments })
 }

@@ -289,6 +289,9 @@ async fn reconcile(state: &Arc<State>, timing: &Timing, world: &World, service: 
     for (id, reason) in &plan.stop {
         tasks::request_stop(state, &world.cluster, id, TaskStopCode::ServiceSchedulerInitiated, reason).await?;
     }
+    if !plan.stop.is_empty() {
+        state.notify_assignments();
+    }
     let views = world.views(&service, timing, at);
     let throttled = backoff_wait(&service, &views, timing, at).is_some();
     records::update(&*state.store, &key, |current: Option<Stored>| {
@@ -545,6 +548,7 @@ async fn stop_lost(state: &Arc<State>, world: &World, views: &[TaskView]) -> Res
     for v in views.iter().filter(|v| v.lost && !v.asked_to_stop && !v.stopped) {
         let reason = "Task stopped because its container instance stopped responding (agent disconnected).";
         tasks::request_stop(state, &world.cluster, &v.id, TaskStopCode::ServiceSchedulerInitiated, reason).await?;
+        state.notify_assignments();
     }
     Ok(())
 }
@@ -653,4 +657,152 @@ fn record(
         events::push(&mut s.service, events::steady(&name));
     }
     s.control.steady = steady;
+}
+
+#[cfg(test)]
+mod tests {
+    use berth_api::model::{DeploymentConfiguration, Service};
+
+    use super::*;
+
+    fn service(desired: i32, min: i32, max: i32, deployments: &[&str]) -> Stored {
+        let deployments = deployments
+            .iter()
+            .map(|id| Deployment {
+                id: Some((*id).into()),
+                rollout_state: Some(DeploymentRolloutState::InProgress),
+                ..Default::default()
+            })
+            .collect();
+        Stored {
+            service: Service {
+                service_name: Some("web".into()),
+                status: Some(ACTIVE.into()),
+                desired_count: Some(desired),
+                deployment_configuration: Some(DeploymentConfiguration {
+                    minimum_healthy_percent: Some(min),
+                    maximum_percent: Some(max),
+                    ..Default::default()
+                }),
+                deployments: Some(deployments),
+                ..Default::default()
+            },
+            client_token: None,
+            control: super::super::Control::default(),
+        }
+    }
+
+    fn task(id: &str, deployment: &str, healthy: bool) -> TaskView {
+        TaskView {
+            id: id.into(),
+            deployment: deployment.into(),
+            instance: "i".into(),
+            live: true,
+            running: true,
+            healthy,
+            ..Default::default()
+        }
+    }
+
+    fn run(s: &Stored, views: &[TaskView]) -> Plan {
+        plan(s, views, &Timing::default(), 1000.0, None)
+    }
+
+    fn stopped(p: &Plan) -> Vec<&str> {
+        p.stop.iter().map(|(id, _)| id.as_str()).collect()
+    }
+
+    #[test]
+    fn a_rollout_starts_up_to_max_and_stops_old_tasks_down_to_min_healthy() {
+        let s = service(4, 50, 150, &["new", "old"]);
+        let views: Vec<_> = (0..4).map(|i| task(&format!("o{i}"), "old", true)).collect();
+        let p = run(&s, &views);
+        assert_eq!(p.launch, 2, "4 * 150% = 6 tasks at most");
+        assert_eq!(stopped(&p).len(), 2, "4 * 50% = 2 healthy tasks must stay");
+    }
+
+    #[test]
+    fn unhealthy_old_tasks_go_first_and_do_not_count_against_the_minimum() {
+        let s = service(2, 100, 200, &["new", "old"]);
+        let views = vec![task("o1", "old", true), task("o2", "old", false), task("n1", "new", true)];
+        let p = run(&s, &views);
+        assert_eq!(stopped(&p), ["o2"], "o1 stays: with n1 it keeps the 2 healthy tasks 100% asks for");
+        assert_eq!(p.launch, 1);
+    }
+
+    #[test]
+    fn scale_in_spares_protected_tasks_and_pending_ones_go_first() {
+        let s = service(1, 100, 200, &["d"]);
+        let mut views = vec![task("a", "d", true), task("b", "d", true), task("c", "d", false)];
+        views[0].protected = true;
+        views[2].running = false;
+        let p = run(&s, &views);
+        assert_eq!(stopped(&p), ["c", "b"]);
+        assert_eq!(p.launch, 0);
+    }
+
+    #[test]
+    fn displaced_tasks_are_replaced_before_they_are_stopped() {
+        let s = service(2, 100, 200, &["d"]);
+        let mut views = vec![task("a", "d", true), task("b", "d", true)];
+        views[1].displaced = true;
+        let p = run(&s, &views);
+        assert_eq!(p.launch, 1);
+        assert!(p.stop.is_empty(), "b stays until its replacement is healthy: {:?}", p.stop);
+    }
+
+    #[test]
+    fn a_failed_primary_starts_nothing_and_keeps_the_old_tasks() {
+        let mut s = service(2, 50, 200, &["new", "old"]);
+        if let Some(d) = s.service.deployments.as_mut().and_then(|d| d.first_mut()) {
+            d.rollout_state = Some(DeploymentRolloutState::Failed);
+        }
+        let p = run(&s, &[task("o1", "old", true), task("o2", "old", true)]);
+        assert_eq!(p, Plan::default());
+    }
+
+    #[test]
+    fn the_breaker_trips_at_the_threshold_and_rolls_back_to_the_last_completed() {
+        let mut s = service(2, 100, 200, &["new"]);
+        s.service.deployment_configuration = Some(deployments::with_defaults(
+            Some(DeploymentConfiguration {
+                deployment_circuit_breaker: Some(berth_api::model::DeploymentCircuitBreaker {
+                    enable: Some(true),
+                    rollback: Some(true),
+                }),
+                ..Default::default()
+            }),
+            false,
+        ));
+        s.control.last_completed =
+            Some(Deployment { id: Some("old".into()), task_definition: Some("td:1".into()), ..Default::default() });
+        let failed =
+            |id: &str| TaskView { id: id.into(), deployment: "new".into(), failed: true, ..Default::default() };
+        assert!(!circuit_breaker(&mut s, &[failed("a"), failed("b")]), "2 failures are below the threshold of 3");
+        assert!(circuit_breaker(&mut s, &[failed("a"), failed("b"), failed("c")]));
+        let list = s.service.deployments.clone().unwrap_or_default();
+        assert_eq!(list.len(), 2);
+        assert_eq!(list[0].task_definition.as_deref(), Some("td:1"));
+        assert_eq!(list[1].rollout_state, Some(DeploymentRolloutState::Failed));
+        assert_eq!(list[1].status.as_deref(), Some(deployments::ACTIVE));
+    }
+
+    #[test]
+    fn restarts_back_off_after_three_failures_in_a_row() {
+        let s = service(1, 100, 200, &["d"]);
+        let failed = |id: &str, at: f64| TaskView {
+            id: id.into(),
+            deployment: "d".into(),
+            failed: true,
+            stopped_at: at,
+            ..Default::default()
+        };
+        let timing = Timing { restart_backoff: Duration::from_secs(10), ..Timing::default() };
+        let two = [failed("a", 990.0), failed("b", 995.0)];
+        assert_eq!(backoff_wait(&s, &two, &timing, 1000.0), None);
+        let three = [failed("a", 990.0), failed("b", 995.0), failed("c", 998.0)];
+        assert_eq!(backoff_wait(&s, &three, &timing, 1000.0), Some(8.0));
+        assert_eq!(plan(&s, &three, &timing, 1000.0, None).launch, 0);
+        assert_eq!(plan(&s, &three, &timing, 1009.0, None).launch, 1);
+    }
 }

@@ -302,11 +302,13 @@ pub async fn stop(state: Arc<State>, _call: Call, req: StopTaskRequest) -> Resul
     let ident = req.task.unwrap_or_default();
     let reason = req.reason.filter(|r| !r.is_empty()).unwrap_or_else(|| "Task stopped by user".into());
     let task = request_stop(&state, &cluster, id_of(&ident), TaskStopCode::UserInitiated, &reason).await?;
+    state.notify_assignments();
     Ok(StopTaskResponse { task: Some(task) })
 }
 
 /// Sets the task's desired status to STOPPED with `code` and `reason` (once: a task already
-/// asked to stop keeps its first reason) and wakes the agents.
+/// asked to stop keeps its first reason). The caller wakes the agents
+/// ([`State::notify_assignments`]), once for a batch of stops.
 pub async fn request_stop(
     state: &State,
     cluster: &str,
@@ -314,7 +316,7 @@ pub async fn request_stop(
     code: TaskStopCode,
     reason: &str,
 ) -> Result<Task, ApiError> {
-    let task = records::update(&*state.store, &key(cluster, id), |current: Option<Stored>| {
+    records::update(&*state.store, &key(cluster, id), |current: Option<Stored>| {
         let mut stored = current.ok_or_else(|| ApiError::invalid("The referenced task was not found."))?;
         if stored.task.desired_status.as_deref() == Some("STOPPED") {
             return Ok(Decision::Keep(stored.task));
@@ -327,9 +329,7 @@ pub async fn request_stop(
         t.version = Some(t.version.unwrap_or(0) + 1);
         Ok(Decision::Write(stored.clone(), stored.task))
     })
-    .await?;
-    state.notify_assignments();
-    Ok(task)
+    .await
 }
 
 /// DescribeTasks: found tasks in request order, `failures` (MISSING) for the rest.
