@@ -6,6 +6,7 @@ use berth_api::{Arn, ResourceKind};
 use berth_store::Store;
 
 use crate::credentials::KeyRing;
+use crate::iam::Iam;
 use crate::placement::Placements;
 use crate::task_definitions::Families;
 
@@ -27,6 +28,8 @@ pub struct State {
     pub assignments: tokio::sync::watch::Sender<u64>,
     /// Distinguishes this server process in agents' poll generations.
     pub boot: String,
+    /// IAM: the policy cache and the IAM/STS operations.
+    pub iam: Iam,
 }
 
 /// Who made this request, and where: ARNs take the region from the signature.
@@ -43,13 +46,14 @@ impl State {
     pub fn new(store: Arc<dyn Store>, account: String, keys: KeyRing, endpoint: String) -> Self {
         Self {
             store,
-            account,
             keys,
             families: Families::default(),
             endpoint,
             placements: Placements::default(),
             assignments: tokio::sync::watch::Sender::new(0),
             boot: uuid::Uuid::new_v4().simple().to_string(),
+            iam: Iam::new(&account),
+            account,
         }
     }
 

@@ -1,0 +1,97 @@
+//! Users: CreateUser, GetUser, ListUsers, DeleteUser.
+
+use super::authorize::Identity;
+use super::entities::{self, paginate, write_page, Entity, User};
+use super::wire::{IamError, Xml};
+use super::{access_keys, Ctx};
+use crate::records;
+
+fn write(x: &mut Xml, u: &User) {
+    x.leaf("Path", &u.path)
+        .leaf("UserName", &u.name)
+        .leaf("UserId", &u.id)
+        .leaf("Arn", &u.arn)
+        .leaf("CreateDate", &u.create_date);
+    if !u.tags.is_empty() {
+        x.tags(&u.tags);
+    }
+}
+
+fn user_result(u: &User) -> Option<Xml> {
+    let mut x = Xml::default();
+    x.node("User", |x| write(x, u));
+    Some(x)
+}
+
+/// `CreateUser`.
+pub async fn create(c: Ctx) -> Result<Option<Xml>, IamError> {
+    let name = c.params.name("UserName", 64)?.to_owned();
+    let path = c.params.path()?;
+    let mut tags = Vec::new();
+    super::permissions::merge_tags(&mut tags, &c.params.tags("Tags"))?;
+    let user = User {
+        id: entities::new_id("AIDA"),
+        arn: entities::arn(&c.state.account, "user", &path, &name),
+        path,
+        create_date: entities::iso_now(),
+        tags,
+        permissions: Default::default(),
+        name,
+    };
+    entities::create(&*c.state.store, &User::key(&user.name), &user, || {
+        IamError::already_exists(format!("User with name {} already exists.", user.name))
+    })
+    .await?;
+    c.state.iam.authorizer.invalidate();
+    Ok(user_result(&user))
+}
+
+/// The user a request names with `UserName`, else the calling user itself.
+pub fn target_name(c: &Ctx) -> Result<String, IamError> {
+    if c.params.get("UserName").is_some() {
+        return Ok(c.params.name("UserName", 64)?.to_owned());
+    }
+    match Identity::of(&c.state.account, &c.call.principal) {
+        Identity::User { name } => Ok(name),
+        _ => Err(IamError::validation("Must specify userName when calling with non-User credentials")),
+    }
+}
+
+/// `GetUser`: the named user, or the caller.
+pub async fn get(c: Ctx) -> Result<Option<Xml>, IamError> {
+    let name = target_name(&c)?;
+    let (user, _) = entities::load::<User>(&*c.state.store, &User::key(&name), || User::missing(&name)).await?;
+    Ok(user_result(&user))
+}
+
+/// `ListUsers`, by name, filtered by `PathPrefix`.
+pub async fn list(c: Ctx) -> Result<Option<Xml>, IamError> {
+    let prefix = c.params.get("PathPrefix").unwrap_or("/");
+    let mut users: Vec<User> =
+        records::list_all::<User>(&*c.state.store, "iam/user/").await?.into_iter().map(|(_, u)| u).collect();
+    users.retain(|u| u.path.starts_with(prefix));
+    let (page, next) = paginate(users, &c.params, |u| u.name.to_ascii_lowercase())?;
+    let mut x = Xml::default();
+    x.members("Users", &page, write);
+    write_page(&mut x, next);
+    Ok(Some(x))
+}
+
+/// `DeleteUser`: refused while it has policies or access keys, as IAM does.
+pub async fn delete(c: Ctx) -> Result<Option<Xml>, IamError> {
+    let name = c.params.name("UserName", 64)?;
+    let key = User::key(name);
+    let (user, version) = entities::load::<User>(&*c.state.store, &key, || User::missing(name)).await?;
+    if !user.permissions.inline.is_empty() {
+        return Err(IamError::delete_conflict("Cannot delete entity, must delete policies first."));
+    }
+    if !user.permissions.attached.is_empty() {
+        return Err(IamError::delete_conflict("Cannot delete entity, must detach all policies first."));
+    }
+    if !access_keys::of_user(&c.state, &user.arn).await?.is_empty() {
+        return Err(IamError::delete_conflict("Cannot delete entity, must delete access keys first."));
+    }
+    entities::delete(&*c.state.store, &key, version).await?;
+    c.state.iam.authorizer.invalidate();
+    Ok(None)
+}
