@@ -36,7 +36,7 @@ pub fn router(state: Arc<State>, ops: Operations) -> Router {
 async fn handle(AxumState(app): AxumState<App>, method: Method, uri: Uri, headers: HeaderMap, body: Body) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string();
     let result = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
-        Ok(body) if is_query_protocol(&headers) => {
+        Ok(body) if is_query_protocol(&headers, &uri) => {
             return crate::iam::serve(&app.state, &method, &uri, &headers, &body).await
         }
         Ok(body) => serve(&app, &method, &uri, &headers, &body).await,
@@ -63,13 +63,15 @@ async fn serve(app: &App, method: &Method, uri: &Uri, headers: &HeaderMap, body:
     fut.await
 }
 
-/// IAM and STS speak the query protocol: a form-encoded body, no `X-Amz-Target`.
-fn is_query_protocol(headers: &HeaderMap) -> bool {
+/// IAM and STS speak the query protocol: a form-encoded body (or an `Action` in the
+/// query string), and no `X-Amz-Target`.
+fn is_query_protocol(headers: &HeaderMap, uri: &Uri) -> bool {
     let form = headers
         .get("content-type")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-    form && !headers.contains_key("x-amz-target")
+    let action_in_query = uri.query().is_some_and(|q| q.split('&').any(|p| p.starts_with("Action=")));
+    (form || action_in_query) && !headers.contains_key("x-amz-target")
 }
 
 /// Verifies the signature and the key's session: the caller, and the service the

@@ -18,7 +18,7 @@ pub async fn authorize(state: &State, call: &Call, target: &str, body: &[u8]) ->
     let operation = target.rsplit('.').next().unwrap_or(target);
     let action = format!("ecs:{operation}");
     let input = serde_json::from_slice::<Map<String, Value>>(body).unwrap_or_default();
-    let scope = Scope { state, call, input: &input };
+    let scope = Scope { account: &state.account, region: &call.region, input: &input };
     let cluster = scope.cluster(operation);
     for resource in scope.resources(operation, cluster.as_deref()) {
         let mut request = Request::new(&action, resource);
@@ -55,9 +55,10 @@ const CLUSTER_SCOPED: &[&str] = &[
     "DescribeClusters",
 ];
 
+/// What an ECS request's resources are computed from.
 struct Scope<'a> {
-    state: &'a State,
-    call: &'a Call,
+    account: &'a str,
+    region: &'a str,
     input: &'a Map<String, Value>,
 }
 
@@ -79,7 +80,7 @@ impl Scope<'_> {
         if ident.starts_with("arn:") {
             ident.to_owned()
         } else {
-            format!("arn:aws:ecs:{}:{}:{kind}/{ident}", self.call.region, self.state.account)
+            format!("arn:aws:ecs:{}:{}:{kind}/{ident}", self.region, self.account)
         }
     }
 
@@ -133,5 +134,44 @@ impl Scope<'_> {
         } else {
             found
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resources(operation: &str, input: Value) -> (Option<String>, Vec<String>) {
+        let Value::Object(input) = input else { panic!("an object") };
+        let scope = Scope { account: "1", region: "eu-west-1", input: &input };
+        let cluster = scope.cluster(operation);
+        let resources = scope.resources(operation, cluster.as_deref());
+        (cluster, resources)
+    }
+
+    #[test]
+    fn cluster_scoped_calls_name_the_cluster_and_default_to_default() {
+        let x = "arn:aws:ecs:eu-west-1:1:cluster/x".to_owned();
+        assert_eq!(resources("DeleteCluster", serde_json::json!({"cluster": "x"})), (Some(x.clone()), vec![x.clone()]));
+        assert_eq!(resources("ListTasks", serde_json::json!({"cluster": x})), (Some(x.clone()), vec![x]));
+        let default = "arn:aws:ecs:eu-west-1:1:cluster/default".to_owned();
+        assert_eq!(resources("ListContainerInstances", serde_json::json!({})), (Some(default.clone()), vec![default]));
+        assert_eq!(resources("ListClusters", serde_json::json!({})), (None, vec!["*".to_owned()]));
+    }
+
+    #[test]
+    fn task_and_definition_calls_name_their_resources() {
+        let (cluster, r) = resources("RunTask", serde_json::json!({"cluster": "c", "taskDefinition": "web:3"}));
+        assert_eq!(cluster.as_deref(), Some("arn:aws:ecs:eu-west-1:1:cluster/c"));
+        assert_eq!(r, ["arn:aws:ecs:eu-west-1:1:task-definition/web:3"]);
+        let (_, r) = resources("StopTask", serde_json::json!({"cluster": "c", "task": "abc"}));
+        assert_eq!(r, ["arn:aws:ecs:eu-west-1:1:task/c/abc"]);
+        let (_, r) =
+            resources("DescribeClusters", serde_json::json!({"clusters": ["a", "arn:aws:ecs:eu-west-1:1:cluster/b"]}));
+        assert_eq!(r, ["arn:aws:ecs:eu-west-1:1:cluster/a", "arn:aws:ecs:eu-west-1:1:cluster/b"]);
+        let (_, r) = resources("TagResource", serde_json::json!({"resourceArn": "arn:aws:ecs:eu-west-1:1:cluster/t"}));
+        assert_eq!(r, ["arn:aws:ecs:eu-west-1:1:cluster/t"]);
+        let (_, r) = resources("RegisterTaskDefinition", serde_json::json!({"family": "f"}));
+        assert_eq!(r, ["*"]);
     }
 }

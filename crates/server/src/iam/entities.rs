@@ -186,55 +186,45 @@ pub trait Entity: Serialize + DeserializeOwned + Send + 'static {
         IamError::no_such_entity(format!("The {} with name {name} cannot be found.", Self::KIND))
     }
     fn name(&self) -> &str;
+    fn path(&self) -> &str;
     fn permissions(&self) -> &Permissions;
     fn permissions_mut(&mut self) -> &mut Permissions;
     fn tags(&self) -> &[(String, String)];
     fn tags_mut(&mut self) -> &mut Vec<(String, String)>;
 }
 
-impl Entity for Role {
-    const KIND: &'static str = "role";
-    const NAME_PARAM: &'static str = "RoleName";
-    const ATTACH_QUOTA: &'static str = "PoliciesPerRole";
-    const INLINE_SIZE: usize = 10240;
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn permissions(&self) -> &Permissions {
-        &self.permissions
-    }
-    fn permissions_mut(&mut self) -> &mut Permissions {
-        &mut self.permissions
-    }
-    fn tags(&self) -> &[(String, String)] {
-        &self.tags
-    }
-    fn tags_mut(&mut self) -> &mut Vec<(String, String)> {
-        &mut self.tags
-    }
+/// Implements [`Entity`] for a record with `name`, `path`, `tags` and `permissions`.
+macro_rules! entity {
+    ($t:ty, $kind:literal, $param:literal, $quota:literal, $size:literal) => {
+        impl Entity for $t {
+            const KIND: &'static str = $kind;
+            const NAME_PARAM: &'static str = $param;
+            const ATTACH_QUOTA: &'static str = $quota;
+            const INLINE_SIZE: usize = $size;
+            fn name(&self) -> &str {
+                &self.name
+            }
+            fn path(&self) -> &str {
+                &self.path
+            }
+            fn permissions(&self) -> &Permissions {
+                &self.permissions
+            }
+            fn permissions_mut(&mut self) -> &mut Permissions {
+                &mut self.permissions
+            }
+            fn tags(&self) -> &[(String, String)] {
+                &self.tags
+            }
+            fn tags_mut(&mut self) -> &mut Vec<(String, String)> {
+                &mut self.tags
+            }
+        }
+    };
 }
 
-impl Entity for User {
-    const KIND: &'static str = "user";
-    const NAME_PARAM: &'static str = "UserName";
-    const ATTACH_QUOTA: &'static str = "PoliciesPerUser";
-    const INLINE_SIZE: usize = 2048;
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn permissions(&self) -> &Permissions {
-        &self.permissions
-    }
-    fn permissions_mut(&mut self) -> &mut Permissions {
-        &mut self.permissions
-    }
-    fn tags(&self) -> &[(String, String)] {
-        &self.tags
-    }
-    fn tags_mut(&mut self) -> &mut Vec<(String, String)> {
-        &mut self.tags
-    }
-}
+entity!(Role, "role", "RoleName", "PoliciesPerRole", 10240);
+entity!(User, "user", "UserName", "PoliciesPerUser", 2048);
 
 /// Deletes the entity at `key` if it is still at `version`, and nothing else changed it.
 pub async fn delete(store: &dyn Store, key: &str, version: u64) -> Result<(), IamError> {

@@ -19,6 +19,41 @@ fn size(document: &str) -> usize {
     document.chars().filter(|c| !c.is_whitespace()).count()
 }
 
+/// `ListRoles` / `ListUsers`, by name, filtered by `PathPrefix`, each written by `write`
+/// into the list `list_name`.
+pub async fn list_entities<E: Entity>(
+    c: &Ctx,
+    list_name: &str,
+    write: fn(&mut Xml, &E),
+) -> Result<Option<Xml>, IamError> {
+    let prefix = c.params.get("PathPrefix").unwrap_or("/");
+    let mut all: Vec<E> = records::list_all::<E>(&*c.state.store, &format!("iam/{}/", E::KIND))
+        .await?
+        .into_iter()
+        .map(|(_, e)| e)
+        .collect();
+    all.retain(|e| e.path().starts_with(prefix));
+    let (page, next) = paginate(all, &c.params, |e| e.name().to_ascii_lowercase())?;
+    let mut x = Xml::default();
+    x.members(list_name, &page, write);
+    write_page(&mut x, next);
+    Ok(Some(x))
+}
+
+/// The named entity and its version, once it is known to have no policies left, as
+/// IAM requires before DeleteRole and DeleteUser.
+pub async fn deletable<E: Entity>(c: &Ctx) -> Result<(E, u64), IamError> {
+    let name = c.params.name(E::NAME_PARAM, 64)?;
+    let (e, version) = entities::load::<E>(&*c.state.store, &E::key(name), || E::missing(name)).await?;
+    if !e.permissions().inline.is_empty() {
+        return Err(IamError::delete_conflict("Cannot delete entity, must delete policies first."));
+    }
+    if !e.permissions().attached.is_empty() {
+        return Err(IamError::delete_conflict("Cannot delete entity, must detach all policies first."));
+    }
+    Ok((e, version))
+}
+
 /// `PutRolePolicy` / `PutUserPolicy`.
 pub async fn put_inline<E: Entity>(c: Ctx) -> Result<Option<Xml>, IamError> {
     let name = c.params.name(E::NAME_PARAM, 64)?.to_owned();

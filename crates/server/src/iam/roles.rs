@@ -2,10 +2,9 @@
 
 use berth_iam::Policy;
 
-use super::entities::{self, paginate, write_page, Entity, Role};
+use super::entities::{self, Entity, Role};
 use super::wire::{encode_document, IamError, Xml};
 use super::Ctx;
-use crate::records;
 
 /// MaxSessionDuration's bounds and default, in seconds (IAM's).
 const MIN_SESSION: i64 = 3600;
@@ -77,31 +76,15 @@ pub async fn get(c: Ctx) -> Result<Option<Xml>, IamError> {
     Ok(role_result(&role))
 }
 
-/// `ListRoles`, by name, filtered by `PathPrefix`.
+/// `ListRoles`.
 pub async fn list(c: Ctx) -> Result<Option<Xml>, IamError> {
-    let prefix = c.params.get("PathPrefix").unwrap_or("/");
-    let mut roles: Vec<Role> =
-        records::list_all::<Role>(&*c.state.store, "iam/role/").await?.into_iter().map(|(_, r)| r).collect();
-    roles.retain(|r| r.path.starts_with(prefix));
-    let (page, next) = paginate(roles, &c.params, |r| r.name.to_ascii_lowercase())?;
-    let mut x = Xml::default();
-    x.members("Roles", &page, write);
-    write_page(&mut x, next);
-    Ok(Some(x))
+    super::permissions::list_entities::<Role>(&c, "Roles", write).await
 }
 
 /// `DeleteRole`: refused while policies are attached or inline, as IAM does.
 pub async fn delete(c: Ctx) -> Result<Option<Xml>, IamError> {
-    let name = c.params.name("RoleName", 64)?;
-    let key = Role::key(name);
-    let (role, version) = entities::load::<Role>(&*c.state.store, &key, || Role::missing(name)).await?;
-    if !role.permissions.inline.is_empty() {
-        return Err(IamError::delete_conflict("Cannot delete entity, must delete policies first."));
-    }
-    if !role.permissions.attached.is_empty() {
-        return Err(IamError::delete_conflict("Cannot delete entity, must detach all policies first."));
-    }
-    entities::delete(&*c.state.store, &key, version).await?;
+    let (role, version) = super::permissions::deletable::<Role>(&c).await?;
+    entities::delete(&*c.state.store, &Role::key(&role.name), version).await?;
     c.state.iam.authorizer.invalidate();
     Ok(None)
 }

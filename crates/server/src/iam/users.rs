@@ -1,10 +1,9 @@
 //! Users: CreateUser, GetUser, ListUsers, DeleteUser.
 
 use super::authorize::Identity;
-use super::entities::{self, paginate, write_page, Entity, User};
+use super::entities::{self, Entity, User};
 use super::wire::{IamError, Xml};
 use super::{access_keys, Ctx};
-use crate::records;
 
 fn write(x: &mut Xml, u: &User) {
     x.leaf("Path", &u.path)
@@ -64,34 +63,18 @@ pub async fn get(c: Ctx) -> Result<Option<Xml>, IamError> {
     Ok(user_result(&user))
 }
 
-/// `ListUsers`, by name, filtered by `PathPrefix`.
+/// `ListUsers`.
 pub async fn list(c: Ctx) -> Result<Option<Xml>, IamError> {
-    let prefix = c.params.get("PathPrefix").unwrap_or("/");
-    let mut users: Vec<User> =
-        records::list_all::<User>(&*c.state.store, "iam/user/").await?.into_iter().map(|(_, u)| u).collect();
-    users.retain(|u| u.path.starts_with(prefix));
-    let (page, next) = paginate(users, &c.params, |u| u.name.to_ascii_lowercase())?;
-    let mut x = Xml::default();
-    x.members("Users", &page, write);
-    write_page(&mut x, next);
-    Ok(Some(x))
+    super::permissions::list_entities::<User>(&c, "Users", write).await
 }
 
 /// `DeleteUser`: refused while it has policies or access keys, as IAM does.
 pub async fn delete(c: Ctx) -> Result<Option<Xml>, IamError> {
-    let name = c.params.name("UserName", 64)?;
-    let key = User::key(name);
-    let (user, version) = entities::load::<User>(&*c.state.store, &key, || User::missing(name)).await?;
-    if !user.permissions.inline.is_empty() {
-        return Err(IamError::delete_conflict("Cannot delete entity, must delete policies first."));
-    }
-    if !user.permissions.attached.is_empty() {
-        return Err(IamError::delete_conflict("Cannot delete entity, must detach all policies first."));
-    }
+    let (user, version) = super::permissions::deletable::<User>(&c).await?;
     if !access_keys::of_user(&c.state, &user.arn).await?.is_empty() {
         return Err(IamError::delete_conflict("Cannot delete entity, must delete access keys first."));
     }
-    entities::delete(&*c.state.store, &key, version).await?;
+    entities::delete(&*c.state.store, &User::key(&user.name), version).await?;
     c.state.iam.authorizer.invalidate();
     Ok(None)
 }

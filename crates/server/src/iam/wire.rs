@@ -295,3 +295,49 @@ impl From<RecordError> for IamError {
         ApiError::from(e).into()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn params_decode_lists_tags_and_validate_names() {
+        let p = Params::decode(
+            "Action=CreateRole",
+            b"RoleName=a%2Bb&Tags.member.1.Key=k&Tags.member.1.Value=v+w&Tags.member.2.Key=z&TagKeys.member.1=x",
+        );
+        assert_eq!(p.get("Action"), Some("CreateRole"));
+        assert_eq!(p.name("RoleName", 64), Ok("a+b"));
+        assert_eq!(p.tags("Tags"), [("k".to_owned(), "v w".to_owned()), ("z".to_owned(), String::new())]);
+        assert_eq!(p.list("TagKeys"), ["x"]);
+        let missing = p.required("PolicyDocument").unwrap_err();
+        assert_eq!((missing.code, missing.status), ("ValidationError", 400));
+        assert!(missing.message.contains("'policyDocument'"), "{}", missing.message);
+        let bad = Params::decode("", b"RoleName=a/b&MaxSessionDuration=10");
+        assert!(bad.name("RoleName", 64).unwrap_err().message.contains("[\\w+=,.@-]+"));
+        assert!(bad
+            .int("MaxSessionDuration", 3600, 43200)
+            .unwrap_err()
+            .message
+            .contains("greater than or equal to 3600"));
+        assert_eq!(Params::decode("", b"Path=nope").path().unwrap_err().code, "ValidationError");
+    }
+
+    #[test]
+    fn xml_is_escaped_and_wrapped_as_iam_does() {
+        let mut x = Xml::default();
+        x.leaf("A", "<&>").members("L", &["1", "2"], |x, s| {
+            x.text(s);
+        });
+        let body = response("ns", "Op", Some(x), "rid");
+        assert_eq!(
+            body,
+            r#"<OpResponse xmlns="ns"><OpResult><A>&lt;&amp;&gt;</A><L><member>1</member><member>2</member></L></OpResult><ResponseMetadata><RequestId>rid</RequestId></ResponseMetadata></OpResponse>"#
+        );
+        assert_eq!(
+            IamError::no_such_entity("gone").body("ns", "rid"),
+            r#"<ErrorResponse xmlns="ns"><Error><Type>Sender</Type><Code>NoSuchEntity</Code><Message>gone</Message></Error><RequestId>rid</RequestId></ErrorResponse>"#
+        );
+        assert_eq!(encode_document(r#"{"a": 1}"#), "%7B%22a%22%3A%201%7D");
+    }
+}
