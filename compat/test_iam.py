@@ -230,11 +230,15 @@ def test_conditions_on_the_cluster(iam, berth):
 
 def test_get_caller_identity_answers_each_identity(iam, sts, berth):
     assert sts.get_caller_identity()["Arn"] == f"arn:aws:iam::{berth.account}:root"
+    assert iam.get_user()["User"]["Arn"] == f"arn:aws:iam::{berth.account}:root"
     name, key = new_user(iam)
     user = iam.get_user(UserName=name)["User"]
     _, _, user_sts = clients(berth.endpoint, key["AccessKeyId"], key["SecretAccessKey"])
     ident = user_sts.get_caller_identity()
     assert (ident["UserId"], ident["Arn"], ident["Account"]) == (user["UserId"], user["Arn"], berth.account)
+    # GetUser with no name is the caller itself (and needs iam:GetUser on it).
+    _, user_iam, _ = clients(berth.endpoint, key["AccessKeyId"], key["SecretAccessKey"])
+    expect_error(lambda: user_iam.get_user(), "AccessDenied", f"on resource: {user['Arn']}", status=403)
 
 
 def assumable_role(iam, berth, principal=None, policy=None):

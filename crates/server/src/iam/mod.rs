@@ -30,6 +30,9 @@ pub mod sts;
 mod users;
 mod wire;
 
+#[cfg(test)]
+mod tests;
+
 pub use authorize::Authorizer;
 use authorize::{check, Denied};
 use wire::{IamError, Params, Xml};

@@ -56,8 +56,16 @@ pub fn target_name(c: &Ctx) -> Result<String, IamError> {
     }
 }
 
-/// `GetUser`: the named user, or the caller.
+/// `GetUser`: the named user, or the caller (the root's own user id and ARN, as IAM
+/// answers the root).
 pub async fn get(c: Ctx) -> Result<Option<Xml>, IamError> {
+    if c.params.get("UserName").is_none() && Identity::of(&c.state.account, &c.call.principal) == Identity::Root {
+        let mut x = Xml::default();
+        x.node("User", |x| {
+            x.leaf("UserId", &c.state.account).leaf("Arn", &c.call.principal);
+        });
+        return Ok(Some(x));
+    }
     let name = target_name(&c)?;
     let (user, _) = entities::load::<User>(&*c.state.store, &User::key(&name), || User::missing(&name)).await?;
     Ok(user_result(&user))
