@@ -103,6 +103,11 @@ def test_role_lifecycle_with_inline_and_managed_policies(iam, berth):
     assert got["AssumeRolePolicyDocument"] == json.loads(trust_doc)
     assert got["Description"] == "d" and got["Tags"] == [{"Key": "team", "Value": "a"}]
     assert name in [r["RoleName"] for r in iam.list_roles()["Roles"]]
+    # The aws CLI pages through ListRoles (Marker / IsTruncated) with the profile alone.
+    out = subprocess.run(["aws", "--profile", "berth", "iam", "list-roles", "--page-size", "1"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert name in [r["RoleName"] for r in json.loads(out.stdout)["Roles"]]
 
     inline = doc(allow("ecs:ListClusters"))
     iam.put_role_policy(RoleName=name, PolicyName="inline", PolicyDocument=inline)
