@@ -202,3 +202,14 @@ fn regex_lite_match(re: &str, v: &str) -> bool {
     }
     go(&re.as_bytes()[1..], v.as_bytes())
 }
+
+proptest! {
+    #[test]
+    fn unicode_is_matched_by_character_like_ascii(p in "[aé*?]{0,8}", v in "[aé]{0,10}") {
+        // `é` is one character (two bytes): the character path must agree with the byte
+        // path on the same shape spelled with `b`.
+        let (pb, vb) = (p.replace('é', "b"), v.replace('é', "b"));
+        prop_assert_eq!(matches(&p, &v, false), matches(&pb, &vb, false));
+        prop_assert_eq!(matches(&p.to_uppercase(), &v, true), matches(&pb, &vb, false));
+    }
+}

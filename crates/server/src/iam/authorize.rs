@@ -40,19 +40,27 @@ pub enum Identity {
 impl Identity {
     /// The identity `principal` (an ARN) names in `account`.
     pub fn of(account: &str, principal: &str) -> Self {
-        if principal == format!("arn:aws:iam::{account}:root") {
-            return Self::Root;
+        if let Some(rest) = resource_in(principal, "iam", account) {
+            if rest == "root" {
+                return Self::Root;
+            }
+            if let Some(path) = rest.strip_prefix("user/") {
+                return Self::User { name: path.rsplit('/').next().unwrap_or(path).to_owned() };
+            }
         }
-        if let Some(rest) = principal.strip_prefix(&format!("arn:aws:iam::{account}:user/")) {
-            return Self::User { name: rest.rsplit('/').next().unwrap_or(rest).to_owned() };
-        }
-        if let Some(rest) = principal.strip_prefix(&format!("arn:aws:sts::{account}:assumed-role/")) {
+        if let Some(rest) = resource_in(principal, "sts", account).and_then(|r| r.strip_prefix("assumed-role/")) {
             if let Some((role, session)) = rest.split_once('/') {
                 return Self::AssumedRole { role: role.to_owned(), session: session.to_owned() };
             }
         }
         Self::Unknown
     }
+}
+
+/// The resource part of `arn:aws:SERVICE::ACCOUNT:RESOURCE`, without allocating (this
+/// runs on every authorized request).
+fn resource_in<'a>(arn: &'a str, service: &str, account: &str) -> Option<&'a str> {
+    arn.strip_prefix("arn:aws:")?.strip_prefix(service)?.strip_prefix("::")?.strip_prefix(account)?.strip_prefix(':')
 }
 
 /// The per-principal cache of parsed policies.
