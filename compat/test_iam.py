@@ -222,6 +222,27 @@ def test_explicit_deny_beats_allow_and_changes_apply_at_once(iam, berth):
     expect_error(lambda: ecs.list_clusters(), "AccessDeniedException", "because no identity-based policy allows")
 
 
+def test_policy_versions_change_what_is_allowed(iam, berth):
+    arn = iam.create_policy(PolicyName=uid("ver"), PolicyDocument=doc(allow("ecs:ListClusters")))["Policy"]["Arn"]
+    name, key = new_user(iam)
+    iam.attach_user_policy(UserName=name, PolicyArn=arn)
+    ecs, _, _ = clients(berth.endpoint, key["AccessKeyId"], key["SecretAccessKey"])
+    ecs.list_clusters()
+    v2 = iam.create_policy_version(PolicyArn=arn, PolicyDocument=doc(allow("ecs:DescribeClusters")),
+                                   SetAsDefault=True)["PolicyVersion"]
+    assert (v2["VersionId"], v2["IsDefaultVersion"]) == ("v2", True)
+    expect_error(lambda: ecs.list_clusters(), "AccessDeniedException", "ecs:ListClusters")
+    assert [v["VersionId"] for v in iam.list_policy_versions(PolicyArn=arn)["Versions"]] == ["v1", "v2"]
+    expect_error(lambda: iam.delete_policy_version(PolicyArn=arn, VersionId="v2"), "DeleteConflict",
+                 "Cannot delete the default version of a policy.", status=409)
+    iam.set_default_policy_version(PolicyArn=arn, VersionId="v1")
+    ecs.list_clusters()
+    iam.detach_user_policy(UserName=name, PolicyArn=arn)
+    expect_error(lambda: iam.delete_policy(PolicyArn=arn), "DeleteConflict", "more than one version", status=409)
+    iam.delete_policy_version(PolicyArn=arn, VersionId="v2")
+    iam.delete_policy(PolicyArn=arn)
+
+
 def test_conditions_on_the_cluster(iam, berth):
     policy = doc(allow("ecs:ListTasks", Condition={"ArnLike": {"ecs:cluster": "arn:aws:ecs:*:*:cluster/dev-*"}}))
     _, key = new_user(iam, policy)

@@ -142,6 +142,7 @@ fn iam_operations() -> HashMap<&'static str, Op> {
         "ListRoles" => roles::list, any;
         "DeleteRole" => roles::delete, role;
         "UpdateAssumeRolePolicy" => roles::update_assume_role_policy, role;
+        "UpdateRole" => roles::update, role;
         "TagRole" => tag::<R>, role;
         "UntagRole" => untag::<R>, role;
         "ListRoleTags" => list_tags::<R>, role;
@@ -170,6 +171,9 @@ fn iam_operations() -> HashMap<&'static str, Op> {
         "GetPolicy" => policies::get, policy;
         "GetPolicyVersion" => policies::get_version, policy;
         "ListPolicyVersions" => policies::list_versions, policy;
+        "CreatePolicyVersion" => policies::create_version, policy;
+        "SetDefaultPolicyVersion" => policies::set_default_version, policy;
+        "DeletePolicyVersion" => policies::delete_version, policy;
         "ListPolicies" => policies::list, any;
         "DeletePolicy" => policies::delete, policy;
         "CreateAccessKey" => access_keys::create, key_user;

@@ -198,18 +198,119 @@ pub async fn list(c: Ctx) -> Result<Option<Xml>, IamError> {
     Ok(Some(x))
 }
 
+/// At most this many versions per managed policy (IAM's quota).
+const MAX_VERSIONS: usize = 5;
+
+fn customer_policy_key(arn: &str) -> Result<String, IamError> {
+    if arn.starts_with(aws_managed::ARN_PREFIX) {
+        return Err(IamError::invalid_input(format!("Policy {arn} is an AWS managed policy and cannot be changed.")));
+    }
+    Ok(entities::policy_key(arn))
+}
+
+/// Edits the customer-managed policy `arn` under CAS, then drops cached policy sets.
+async fn change(
+    c: &Ctx,
+    arn: &str,
+    mut edit: impl FnMut(&mut ManagedPolicy) -> Result<(), IamError>,
+) -> Result<ManagedPolicy, IamError> {
+    let key = customer_policy_key(arn)?;
+    let missing = || IamError::no_such_entity(format!("Policy {arn} was not found."));
+    let policy = entities::update::<ManagedPolicy>(&*c.state.store, &key, missing, |p| {
+        if p.arn != arn {
+            return Err(missing());
+        }
+        edit(p)
+    })
+    .await?;
+    c.state.iam.authorizer.invalidate();
+    Ok(policy)
+}
+
+fn no_version(arn: &str, version_id: &str) -> IamError {
+    IamError::no_such_entity(format!("Policy {arn} version {version_id} does not exist or is not attachable."))
+}
+
+/// `CreatePolicyVersion`: the next `vN`, the default when `SetAsDefault` is true.
+pub async fn create_version(c: Ctx) -> Result<Option<Xml>, IamError> {
+    let arn = c.params.required("PolicyArn")?.to_owned();
+    let document = c.params.required("PolicyDocument")?.to_owned();
+    Policy::parse(&document).map_err(|e| IamError::malformed(&e))?;
+    let set_default = c.params.get("SetAsDefault") == Some("true");
+    let mut created = None;
+    let policy = change(&c, &arn, |p| {
+        if p.versions.len() >= MAX_VERSIONS {
+            return Err(IamError::limit_exceeded(format!(
+                "A managed policy can have up to {MAX_VERSIONS} versions. Before you create a new version, you must delete an existing version."
+            )));
+        }
+        let next = p.versions.iter().filter_map(|v| v.version_id.strip_prefix('v')?.parse::<u32>().ok()).max().unwrap_or(0) + 1;
+        let version = PolicyVersion { version_id: format!("v{next}"), document: document.clone(), create_date: entities::iso_now() };
+        if set_default {
+            p.default_version_id.clone_from(&version.version_id);
+        }
+        p.update_date.clone_from(&version.create_date);
+        created = Some(version.version_id.clone());
+        p.versions.push(version);
+        Ok(())
+    })
+    .await?;
+    let id = created.unwrap_or_default();
+    let version = policy.versions.iter().find(|v| v.version_id == id).ok_or_else(|| no_version(&arn, &id))?;
+    let mut x = Xml::default();
+    x.node("PolicyVersion", |x| write_version(x, &policy, version));
+    Ok(Some(x))
+}
+
+/// `SetDefaultPolicyVersion`.
+pub async fn set_default_version(c: Ctx) -> Result<Option<Xml>, IamError> {
+    let arn = c.params.required("PolicyArn")?.to_owned();
+    let version_id = c.params.required("VersionId")?.to_owned();
+    change(&c, &arn, |p| {
+        if !p.versions.iter().any(|v| v.version_id == version_id) {
+            return Err(no_version(&arn, &version_id));
+        }
+        p.default_version_id.clone_from(&version_id);
+        Ok(())
+    })
+    .await?;
+    Ok(None)
+}
+
+/// `DeletePolicyVersion`: not the default one.
+pub async fn delete_version(c: Ctx) -> Result<Option<Xml>, IamError> {
+    let arn = c.params.required("PolicyArn")?.to_owned();
+    let version_id = c.params.required("VersionId")?.to_owned();
+    change(&c, &arn, |p| {
+        if p.default_version_id == version_id {
+            return Err(IamError::delete_conflict("Cannot delete the default version of a policy."));
+        }
+        let before = p.versions.len();
+        p.versions.retain(|v| v.version_id != version_id);
+        if p.versions.len() == before {
+            return Err(no_version(&arn, &version_id));
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(None)
+}
+
 /// `DeletePolicy`: refused while attached. The delete expects the version read here, and
 /// every attach rewrites the policy, so an attach in between makes it fail.
 pub async fn delete(c: Ctx) -> Result<Option<Xml>, IamError> {
     let arn = c.params.required("PolicyArn")?;
-    if arn.starts_with(aws_managed::ARN_PREFIX) {
-        return Err(IamError::invalid_input(format!("Policy {arn} is an AWS managed policy and cannot be deleted.")));
-    }
-    let (_, version) = find(&c.state, arn).await?;
+    let key = customer_policy_key(arn)?;
+    let (policy, version) = find(&c.state, arn).await?;
     if attachments(&c.state, arn).await? > 0 {
         return Err(IamError::delete_conflict("Cannot delete a policy attached to entities."));
     }
-    entities::delete(&*c.state.store, &entities::policy_key(arn), version).await?;
+    if policy.versions.len() > 1 {
+        return Err(IamError::delete_conflict(
+            "This policy has more than one version. Before you delete a policy, you must delete the policy's versions. The default version is deleted with the policy.",
+        ));
+    }
+    entities::delete(&*c.state.store, &key, version).await?;
     c.state.iam.authorizer.invalidate();
     Ok(None)
 }

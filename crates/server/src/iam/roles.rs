@@ -106,3 +106,26 @@ pub async fn update_assume_role_policy(c: Ctx) -> Result<Option<Xml>, IamError> 
     .await?;
     Ok(None)
 }
+
+/// `UpdateRole`: Description and MaxSessionDuration.
+pub async fn update(c: Ctx) -> Result<Option<Xml>, IamError> {
+    let name = c.params.name("RoleName", 64)?.to_owned();
+    let description = c.params.get("Description").map(str::to_owned);
+    let max = c.params.int("MaxSessionDuration", MIN_SESSION, MAX_SESSION)?;
+    entities::update::<Role>(
+        &*c.state.store,
+        &Role::key(&name),
+        || Role::missing(&name),
+        |r| {
+            if let Some(d) = &description {
+                r.description = Some(d.clone());
+            }
+            if let Some(m) = max {
+                r.max_session_duration = m;
+            }
+            Ok(())
+        },
+    )
+    .await?;
+    Ok(Some(Xml::default()))
+}
