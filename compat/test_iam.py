@@ -254,6 +254,20 @@ def test_conditions_on_the_cluster(iam, berth):
     expect_error(lambda: ecs.list_tasks(cluster=prod), "AccessDeniedException", "ecs:ListTasks")
 
 
+def test_conditions_on_resource_tags(iam, berth):
+    policy = doc(allow("ecs:DeleteCluster", Condition={"StringEquals": {"aws:ResourceTag/team": "blue"}}))
+    _, key = new_user(iam, policy)
+    ecs, _, _ = clients(berth.endpoint, key["AccessKeyId"], key["SecretAccessKey"])
+    blue, red, bare = uid("blue-"), uid("red-"), uid("bare-")
+    admin = berth.client()
+    admin.create_cluster(clusterName=blue, tags=[{"key": "team", "value": "blue"}])
+    admin.create_cluster(clusterName=red, tags=[{"key": "team", "value": "red"}])
+    admin.create_cluster(clusterName=bare)
+    for denied in (red, bare):
+        expect_error(lambda: ecs.delete_cluster(cluster=denied), "AccessDeniedException", "ecs:DeleteCluster")
+    assert ecs.delete_cluster(cluster=blue)["cluster"]["status"] == "INACTIVE"
+
+
 def test_get_caller_identity_answers_each_identity(iam, sts, berth):
     assert sts.get_caller_identity()["Arn"] == f"arn:aws:iam::{berth.account}:root"
     assert iam.get_user()["User"]["Arn"] == f"arn:aws:iam::{berth.account}:root"

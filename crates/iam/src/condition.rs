@@ -67,6 +67,11 @@ impl Condition {
         Ok(Self { compare, negated, if_exists, null, key: key.to_ascii_lowercase(), values })
     }
 
+    /// The key tested, lower-case.
+    pub(crate) fn key(&self) -> &str {
+        &self.key
+    }
+
     /// Whether the condition holds for the request's keys (lower-cased names).
     pub(crate) fn holds(&self, context: &HashMap<String, Vec<String>>) -> bool {
         let present = context.get(&self.key).filter(|v| !v.is_empty());

@@ -140,6 +140,12 @@ impl Policy {
         Ok(Self { statements })
     }
 
+    /// Whether any condition tests a key starting with `prefix` (lower-case, e.g.
+    /// `aws:resourcetag/`), so that a caller can skip computing keys nobody asks for.
+    pub fn mentions_key(&self, prefix: &str) -> bool {
+        self.statements.iter().flat_map(|s| &s.conditions).any(|c| c.key().starts_with(prefix))
+    }
+
     /// Whether this trust policy lets `principal_arns` (the caller's ARN, and its account
     /// root) or the service `service` assume the role: an allowing `sts:AssumeRole`
     /// statement naming them, and no denying one.

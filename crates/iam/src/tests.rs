@@ -102,6 +102,19 @@ fn missing_keys_and_if_exists() {
 }
 
 #[test]
+fn resource_tag_conditions_are_found_and_evaluated() {
+    let p = policy(
+        r#"{"Effect":"Allow","Action":"ecs:*","Resource":"*","Condition":{"StringEquals":{"aws:ResourceTag/Team":"blue"}}}"#,
+    );
+    assert!(p.mentions_key("aws:resourcetag/"));
+    assert!(!policy(r#"{"Effect":"Allow","Action":"*","Resource":"*"}"#).mentions_key("aws:resourcetag/"));
+    let blue = Request::new("ecs:DeleteCluster", CLUSTER_X).with("aws:ResourceTag/team", "blue");
+    assert_eq!(evaluate([&p], &blue), Decision::Allow);
+    let red = Request::new("ecs:DeleteCluster", CLUSTER_X).with("aws:ResourceTag/team", "red");
+    assert_eq!(evaluate([&p], &red), Decision::ImplicitDeny);
+}
+
+#[test]
 fn malformed_documents_are_refused_with_iam_reasons() {
     let cases = [
         ("not json", MalformedPolicy::InvalidJson),

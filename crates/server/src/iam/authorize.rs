@@ -118,6 +118,16 @@ pub async fn check(state: &State, principal: &str, request: Request) -> Result<R
     })
 }
 
+/// Whether any policy of `principal` has a condition on `aws:ResourceTag/...`, so that
+/// the caller looks up the resource's tags only then.
+pub async fn wants_resource_tags(state: &State, principal: &str) -> Result<bool, RecordError> {
+    let identity = Identity::of(&state.account, principal);
+    if identity == Identity::Root {
+        return Ok(false);
+    }
+    Ok(policies(state, principal, &identity).await?.iter().any(|p| p.mentions_key("aws:resourcetag/")))
+}
+
 /// The global condition keys berth knows about the caller.
 fn with_principal_keys(state: &State, principal: &str, identity: &Identity, request: Request) -> Request {
     let request = request.with("aws:PrincipalAccount", &state.account);

@@ -1,13 +1,17 @@
 //! The action, resource and condition keys of an ECS request, as the ECS service
 //! authorization reference defines them where berth can compute them from the request
 //! alone (no store reads): cluster ARN for cluster-scoped calls, task definition for
-//! RunTask, task for StopTask, the resource for tag calls, else `*`.
+//! RunTask, task for StopTask, the resource for tag calls, else `*`. A cluster's tags are
+//! read (one store read) only for callers whose policies test `aws:ResourceTag/...`.
 
-use berth_api::{ApiError, ErrorKind};
+use berth_api::model::{Cluster, Tag};
+use berth_api::{ApiError, Arn, ErrorKind, ResourceKind};
 use berth_iam::Request;
 use serde_json::{Map, Value};
 
-use super::authorize::{check, Denied};
+use super::authorize::{check, wants_resource_tags, Denied};
+use crate::clusters;
+use crate::records::{self, RecordError};
 use crate::state::{Call, State};
 
 /// Authorizes an ECS call (`target` is its `X-Amz-Target`) before its handler runs.
@@ -20,16 +24,33 @@ pub async fn authorize(state: &State, call: &Call, target: &str, body: &[u8]) ->
     let input = serde_json::from_slice::<Map<String, Value>>(body).unwrap_or_default();
     let scope = Scope { account: &state.account, region: &call.region, input: &input };
     let cluster = scope.cluster(operation);
+    let wants_tags = wants_resource_tags(state, &call.principal).await?;
     for resource in scope.resources(operation, cluster.as_deref()) {
+        let tags = if wants_tags { resource_tags(state, &resource).await? } else { Vec::new() };
         let mut request = Request::new(&action, resource);
         if let Some(c) = &cluster {
             request = request.with("ecs:cluster", c);
+        }
+        for tag in tags {
+            let key = format!("aws:ResourceTag/{}", tag.key.unwrap_or_default());
+            request = request.with(&key, tag.value.unwrap_or_default());
         }
         if let Err(Denied(message)) = check(state, &call.principal, request).await? {
             return Err(ApiError::new(ErrorKind::AccessDenied, message));
         }
     }
     Ok(())
+}
+
+/// The tags of `resource` when it is a cluster of this account (the resource berth can
+/// read tags of in one lookup); none otherwise.
+async fn resource_tags(state: &State, resource: &str) -> Result<Vec<Tag>, RecordError> {
+    let Some(arn) = Arn::parse(resource).filter(|a| a.kind == ResourceKind::Cluster && a.account == state.account)
+    else {
+        return Ok(Vec::new());
+    };
+    let cluster = records::get::<Cluster>(&*state.store, &clusters::key(&arn.id)).await?;
+    Ok(cluster.and_then(|(c, _)| c.tags).unwrap_or_default())
 }
 
 /// Operations scoped to a cluster that default to `default` when none is named.
