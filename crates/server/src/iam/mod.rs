@@ -96,10 +96,29 @@ struct Op {
 }
 
 macro_rules! ops {
-    ($($name:literal => $handler:path, $resource:expr;)*) => {{
-        let mut t: HashMap<&'static str, Op> = HashMap::new();
-        $( t.insert($name, Op { handler: |c| Box::pin($handler(c)), resource: $resource }); )*
-        t
+    ($t:ident; $($name:expr => $handler:path, $resource:expr;)*) => {
+        $( $t.insert($name, Op { handler: |c| Box::pin($handler(c)), resource: $resource }); )*
+    };
+}
+
+/// The operations roles and users share, named `{verb}{Kind}{noun}` as IAM names them.
+macro_rules! entity_ops {
+    ($t:ident, $kind:literal, $e:ty, $resource:expr) => {{
+        use permissions::{
+            attach, delete_inline, detach, get_inline, list_attached, list_inline, list_tags, put_inline, tag, untag,
+        };
+        ops! { $t;
+            concat!("Tag", $kind) => tag::<$e>, $resource;
+            concat!("Untag", $kind) => untag::<$e>, $resource;
+            concat!("List", $kind, "Tags") => list_tags::<$e>, $resource;
+            concat!("Put", $kind, "Policy") => put_inline::<$e>, $resource;
+            concat!("Get", $kind, "Policy") => get_inline::<$e>, $resource;
+            concat!("List", $kind, "Policies") => list_inline::<$e>, $resource;
+            concat!("Delete", $kind, "Policy") => delete_inline::<$e>, $resource;
+            concat!("Attach", $kind, "Policy") => attach::<$e>, $resource;
+            concat!("Detach", $kind, "Policy") => detach::<$e>, $resource;
+            concat!("ListAttached", $kind, "Policies") => list_attached::<$e>, $resource;
+        }
     }};
 }
 
@@ -132,41 +151,20 @@ fn any(_: &Ctx) -> String {
 }
 
 fn iam_operations() -> HashMap<&'static str, Op> {
-    use entities::{Role as R, User as U};
-    use permissions::{
-        attach, delete_inline, detach, get_inline, list_attached, list_inline, list_tags, put_inline, tag, untag,
-    };
-    ops! {
+    let mut t = HashMap::new();
+    entity_ops!(t, "Role", entities::Role, role);
+    entity_ops!(t, "User", entities::User, user);
+    ops! { t;
         "CreateRole" => roles::create, role;
         "GetRole" => roles::get, role;
         "ListRoles" => roles::list, any;
         "DeleteRole" => roles::delete, role;
         "UpdateAssumeRolePolicy" => roles::update_assume_role_policy, role;
         "UpdateRole" => roles::update, role;
-        "TagRole" => tag::<R>, role;
-        "UntagRole" => untag::<R>, role;
-        "ListRoleTags" => list_tags::<R>, role;
-        "PutRolePolicy" => put_inline::<R>, role;
-        "GetRolePolicy" => get_inline::<R>, role;
-        "ListRolePolicies" => list_inline::<R>, role;
-        "DeleteRolePolicy" => delete_inline::<R>, role;
-        "AttachRolePolicy" => attach::<R>, role;
-        "DetachRolePolicy" => detach::<R>, role;
-        "ListAttachedRolePolicies" => list_attached::<R>, role;
         "CreateUser" => users::create, user;
         "GetUser" => users::get, key_user;
         "ListUsers" => users::list, any;
         "DeleteUser" => users::delete, user;
-        "TagUser" => tag::<U>, user;
-        "UntagUser" => untag::<U>, user;
-        "ListUserTags" => list_tags::<U>, user;
-        "PutUserPolicy" => put_inline::<U>, user;
-        "GetUserPolicy" => get_inline::<U>, user;
-        "ListUserPolicies" => list_inline::<U>, user;
-        "DeleteUserPolicy" => delete_inline::<U>, user;
-        "AttachUserPolicy" => attach::<U>, user;
-        "DetachUserPolicy" => detach::<U>, user;
-        "ListAttachedUserPolicies" => list_attached::<U>, user;
         "CreatePolicy" => policies::create, new_policy;
         "GetPolicy" => policies::get, policy;
         "GetPolicyVersion" => policies::get_version, policy;
@@ -180,13 +178,16 @@ fn iam_operations() -> HashMap<&'static str, Op> {
         "ListAccessKeys" => access_keys::list, key_user;
         "DeleteAccessKey" => access_keys::delete, key_user;
     }
+    t
 }
 
 fn sts_operations() -> HashMap<&'static str, Op> {
-    ops! {
+    let mut t = HashMap::new();
+    ops! { t;
         "GetCallerIdentity" => sts::get_caller_identity, any;
         "AssumeRole" => sts::assume_role, |c: &Ctx| c.params.get("RoleArn").unwrap_or("*").to_owned();
     }
+    t
 }
 
 /// Serves one query-protocol request (IAM or STS, by the signature's service).
