@@ -226,3 +226,23 @@ proptest! {
         prop_assert_eq!(matches(&p.to_uppercase(), &v, true), matches(&pb, &vb, false));
     }
 }
+
+proptest! {
+    /// Untrusted documents never panic the parser: any JSON-ish text is a policy or an error.
+    #[test]
+    fn parsing_never_panics(doc in r#"[{}\[\]",: a-zA-Z*0-9]{0,80}"#) {
+        let _ = Policy::parse(&doc);
+        let _ = Policy::parse_trust(&doc);
+    }
+
+    /// A parsed statement list evaluates the same whichever order the policies come in.
+    #[test]
+    fn evaluation_ignores_policy_order(allow_first in any::<bool>(), action in "ecs:[A-Z][a-z]{1,8}") {
+        let allow = policy(r#"{"Effect":"Allow","Action":"ecs:*","Resource":"*"}"#);
+        let deny = policy(r#"{"Effect":"Deny","Action":"ecs:D*","Resource":"*"}"#);
+        let req = Request::new(action.clone(), "*");
+        let order: [&Policy; 2] = if allow_first { [&allow, &deny] } else { [&deny, &allow] };
+        let want = if action.starts_with("ecs:D") { Decision::ExplicitDeny } else { Decision::Allow };
+        prop_assert_eq!(evaluate(order, &req), want);
+    }
+}
