@@ -52,6 +52,8 @@ pub enum ErrorKind {
     InvalidSignature,
     /// The access key is not known.
     UnrecognizedClient,
+    /// The temporary credentials have expired.
+    ExpiredToken,
     /// The request body is larger than the endpoint accepts (HTTP 413).
     RequestEntityTooLarge,
     /// berth failed; the only kind answered with HTTP 500.
@@ -84,6 +86,7 @@ impl ErrorKind {
             Self::IncompleteSignature => "IncompleteSignatureException",
             Self::InvalidSignature => "InvalidSignatureException",
             Self::UnrecognizedClient => "UnrecognizedClientException",
+            Self::ExpiredToken => "ExpiredTokenException",
             Self::RequestEntityTooLarge => "RequestEntityTooLargeException",
             Self::Server => "ServerException",
         }

@@ -11,6 +11,7 @@ use berth_api::protocol::JSON_CONTENT_TYPE;
 use berth_api::{ApiError, ErrorKind};
 
 use crate::auth::{self, AuthError};
+use crate::credentials::SessionError;
 use crate::operations::Operations;
 use crate::state::{Call, State};
 
@@ -35,6 +36,9 @@ pub fn router(state: Arc<State>, ops: Operations) -> Router {
 async fn handle(AxumState(app): AxumState<App>, method: Method, uri: Uri, headers: HeaderMap, body: Body) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string();
     let result = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+        Ok(body) if is_query_protocol(&headers, &uri) => {
+            return crate::iam::serve(&app.state, &method, &uri, &headers, &body).await
+        }
         Ok(body) => serve(&app, &method, &uri, &headers, &body).await,
         Err(_) => Err(ApiError::new(
             ErrorKind::RequestEntityTooLarge,
@@ -45,13 +49,40 @@ async fn handle(AxumState(app): AxumState<App>, method: Method, uri: Uri, header
 }
 
 async fn serve(app: &App, method: &Method, uri: &Uri, headers: &HeaderMap, body: &Bytes) -> Result<Vec<u8>, ApiError> {
-    let call = authenticate(app, method, uri, headers, body)?;
+    let (call, service) = authenticate(&app.state, method, uri, headers, body)?;
+    if service != SIGNING_NAME {
+        return Err(ApiError::new(
+            ErrorKind::InvalidSignature,
+            format!("Credential should be scoped to correct service: '{SIGNING_NAME}'. "),
+        ));
+    }
     let target = target(method, headers)?;
-    let fut = app.ops.call(target, Arc::clone(&app.state), call, body).ok_or_else(|| unknown_operation(target))?;
+    let fut =
+        app.ops.call(target, Arc::clone(&app.state), call.clone(), body).ok_or_else(|| unknown_operation(target))?;
+    crate::iam::ecs::authorize(&app.state, &call, target, body).await?;
     fut.await
 }
 
-fn authenticate(app: &App, method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Result<Call, ApiError> {
+/// IAM and STS speak the query protocol: a form-encoded body (or an `Action` in the
+/// query string), and no `X-Amz-Target`.
+fn is_query_protocol(headers: &HeaderMap, uri: &Uri) -> bool {
+    let form = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    let action_in_query = uri.query().is_some_and(|q| q.split('&').any(|p| p.starts_with("Action=")));
+    (form || action_in_query) && !headers.contains_key("x-amz-target")
+}
+
+/// Verifies the signature and the key's session: the caller, and the service the
+/// request is signed for.
+pub fn authenticate(
+    state: &State,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(Call, String), ApiError> {
     let req = auth::Request {
         method: method.as_str(),
         path: uri.path(),
@@ -59,15 +90,19 @@ fn authenticate(app: &App, method: &Method, uri: &Uri, headers: &HeaderMap, body
         headers,
         body,
     };
-    let caller = auth::verify(&req, chrono::Utc::now(), |id| app.state.keys.secret(id)).map_err(auth_error)?;
-    if caller.service != SIGNING_NAME {
-        return Err(ApiError::new(
-            ErrorKind::InvalidSignature,
-            format!("Credential should be scoped to correct service: '{SIGNING_NAME}'. "),
-        ));
-    }
-    let principal = app.state.keys.principal(&caller.access_key_id).unwrap_or_default();
-    Ok(Call { region: caller.region, principal })
+    let now = chrono::Utc::now();
+    let caller = auth::verify(&req, now, |id| state.keys.secret(id)).map_err(auth_error)?;
+    let principal = state
+        .keys
+        .check_session(&caller.access_key_id, caller.session_token.as_deref(), now.timestamp())
+        .map_err(|e| {
+        let kind = match e {
+            SessionError::InvalidToken => ErrorKind::UnrecognizedClient,
+            SessionError::Expired => ErrorKind::ExpiredToken,
+        };
+        ApiError::new(kind, e.to_string())
+    })?;
+    Ok((Call { region: caller.region, principal }, caller.service))
 }
 
 /// The `X-Amz-Target` of a POST; the operation table decides whether it is served.

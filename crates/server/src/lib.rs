@@ -12,6 +12,7 @@ mod clusters;
 mod container_instances;
 mod credentials;
 mod front;
+mod iam;
 mod liveness;
 mod operations;
 mod pagination;

@@ -193,7 +193,7 @@ fn write_profile(config: &Config, admin: &credentials::AccessKey, endpoint: &str
         secret_access_key: &admin.secret_access_key,
         region: &config.region,
         endpoint_url: endpoint,
-        services: &["ecs"],
+        services: &["ecs", "iam", "sts"],
     };
     auth::write_cli_profile(&profile)
         .map(|_| ())

@@ -6,6 +6,7 @@ use berth_api::{Arn, ResourceKind};
 use berth_store::Store;
 
 use crate::credentials::KeyRing;
+use crate::iam::Iam;
 use crate::liveness::Heartbeats;
 use crate::placement::Placements;
 use crate::task_definitions::Families;
@@ -32,6 +33,8 @@ pub struct State {
     pub heartbeats: Heartbeats,
     /// Wakes the service controller: a service changed.
     pub service_changes: tokio::sync::Notify,
+    /// IAM: the policy cache and the IAM/STS operations.
+    pub iam: Iam,
 }
 
 /// Who made this request, and where: ARNs take the region from the signature.
@@ -48,7 +51,6 @@ impl State {
     pub fn new(store: Arc<dyn Store>, account: String, keys: KeyRing, endpoint: String) -> Self {
         Self {
             store,
-            account,
             keys,
             families: Families::default(),
             endpoint,
@@ -57,6 +59,8 @@ impl State {
             boot: uuid::Uuid::new_v4().simple().to_string(),
             heartbeats: Heartbeats::default(),
             service_changes: tokio::sync::Notify::new(),
+            iam: Iam::new(&account),
+            account,
         }
     }
 

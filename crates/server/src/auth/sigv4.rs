@@ -23,8 +23,9 @@
 //! # Limitations
 //!
 //! - Only `AWS4-HMAC-SHA256`: no SigV4a, no SigV2, no S3-style chunked payload signing.
-//! - The session token is reported in [`Caller`], not checked: tying a token to its access
-//!   key is the credential store's job, and [`verify`] only sees the secret.
+//! - The session token is reported in [`Caller`], not checked here: tying a token to its
+//!   access key is the credential store's job (`KeyRing::check_session`), and [`verify`]
+//!   only sees the secret.
 //! - When a presigned URL or an `UNSIGNED-PAYLOAD` header is used, the body is not covered
 //!   by the signature; that is the signer's choice, as on AWS.
 
