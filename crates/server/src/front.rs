@@ -14,12 +14,9 @@ use crate::auth::{self, AuthError};
 use crate::operations::Operations;
 use crate::state::{Call, State};
 
-/// The largest request body accepted; RegisterTaskDefinition's limit is 64 KiB, and
-/// nothing else in the ECS API comes close to this.
-pub const MAX_BODY_BYTES: usize = 1024 * 1024;
-
-/// The SigV4 service name ECS requests are signed for.
-const SIGNING_NAME: &str = "ecs";
+/// The largest request body accepted: a full PutLogEvents batch (1 MiB of messages in
+/// 10,000 events) with its JSON framing and escapes; ECS bodies stay far below it.
+pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 
 #[derive(Clone)]
 struct App {
@@ -45,13 +42,27 @@ async fn handle(AxumState(app): AxumState<App>, method: Method, uri: Uri, header
 }
 
 async fn serve(app: &App, method: &Method, uri: &Uri, headers: &HeaderMap, body: &Bytes) -> Result<Vec<u8>, ApiError> {
-    let call = authenticate(app, method, uri, headers, body)?;
+    let (call, service) = authenticate(app, method, uri, headers, body)?;
     let target = target(method, headers)?;
+    let signing_name = app.ops.signing_name(target).ok_or_else(|| unknown_operation(target))?;
+    if service != signing_name {
+        return Err(ApiError::new(
+            ErrorKind::InvalidSignature,
+            format!("Credential should be scoped to correct service: '{signing_name}'. "),
+        ));
+    }
     let fut = app.ops.call(target, Arc::clone(&app.state), call, body).ok_or_else(|| unknown_operation(target))?;
     fut.await
 }
 
-fn authenticate(app: &App, method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Result<Call, ApiError> {
+/// The verified caller, and the service its credential scope names.
+fn authenticate(
+    app: &App,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(Call, String), ApiError> {
     let req = auth::Request {
         method: method.as_str(),
         path: uri.path(),
@@ -60,14 +71,8 @@ fn authenticate(app: &App, method: &Method, uri: &Uri, headers: &HeaderMap, body
         body,
     };
     let caller = auth::verify(&req, chrono::Utc::now(), |id| app.state.keys.secret(id)).map_err(auth_error)?;
-    if caller.service != SIGNING_NAME {
-        return Err(ApiError::new(
-            ErrorKind::InvalidSignature,
-            format!("Credential should be scoped to correct service: '{SIGNING_NAME}'. "),
-        ));
-    }
     let principal = app.state.keys.principal(&caller.access_key_id).unwrap_or_default();
-    Ok(Call { region: caller.region, principal })
+    Ok((Call { region: caller.region, principal }, caller.service))
 }
 
 /// The `X-Amz-Target` of a POST; the operation table decides whether it is served.

@@ -2,7 +2,7 @@
 //!
 //! A request flows `front` (HTTP, SigV4, `X-Amz-Target`) -> `operations` (the table of
 //! typed handlers) -> one handler module per ECS resource family (`clusters`,
-//! `task_definitions`, `tags`, `account_settings`) -> `records` (typed reads and CAS
+//! `task_definitions`, `tags`, `account_settings`, and `logs` for the CloudWatch Logs subset) -> `records` (typed reads and CAS
 //! writes on the [`berth_store::Store`]).
 
 mod account_settings;
@@ -12,6 +12,7 @@ mod clusters;
 mod container_instances;
 mod credentials;
 mod front;
+mod logs;
 mod operations;
 mod pagination;
 mod placement;

@@ -101,14 +101,17 @@ impl RunningServer {
             write_profile(&config, &admin, &endpoint)?;
         }
         let state = Arc::new(State::new(store, account, keys, endpoint.clone()));
+        let sweep = tokio::spawn(crate::logs::retention::run(Arc::clone(&state)));
         let app = front::router(state, Operations::ecs());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            axum::serve(listener, app)
+            let served = axum::serve(listener, app)
                 .with_graceful_shutdown(async move {
                     let _ = stopped.await;
                 })
-                .await
+                .await;
+            sweep.abort();
+            served
         });
         Ok(Self { addr, endpoint, stop, task })
     }
@@ -188,7 +191,7 @@ fn write_profile(config: &Config, admin: &credentials::AccessKey, endpoint: &str
         secret_access_key: &admin.secret_access_key,
         region: &config.region,
         endpoint_url: endpoint,
-        services: &["ecs"],
+        services: &["ecs", "cloudwatch_logs"],
     };
     auth::write_cli_profile(&profile)
         .map(|_| ())
