@@ -1,5 +1,11 @@
 //! Log events: PutLogEvents (one batch, one transaction) and GetLogEvents (a range scan
 //! with forward and backward tokens).
+//!
+//! A `sequenceToken` that starts with [`SHIP_TOKEN_PREFIX`] names its batch: when it equals
+//! the token of the last batch applied to the stream, the put succeeds without storing the
+//! events again. The agent's log shipper resends an unacknowledged batch under the same
+//! token after a restart, so a batch the server applied but could not acknowledge is not
+//! duplicated. Other tokens are ignored, as AWS ignores them.
 
 use std::sync::Arc;
 
@@ -17,6 +23,8 @@ use super::{
 use crate::records::{self, RecordError};
 use crate::state::{Call, State};
 
+/// The prefix of a sequence token that makes a put idempotent.
+pub const SHIP_TOKEN_PREFIX: &str = "berth-ship:";
 /// The largest PutLogEvents batch: messages in UTF-8 plus 26 bytes per event.
 pub const MAX_BATCH_BYTES: usize = 1_048_576;
 /// What each event adds to a batch's size besides its message.
@@ -43,9 +51,21 @@ pub async fn put(state: Arc<State>, _call: Call, req: PutLogEventsRequest) -> Re
     let (accepted, rejected) = classify(&events, now, retention_cutoff(&group, now));
     let stream_key = keys::stream(&group_name, &stream_name);
     let prefix = keys::events(&group_name, &stream_name);
+    let batch = req.sequence_token.filter(|t| t.starts_with(SHIP_TOKEN_PREFIX));
     for _ in 0..MAX_ATTEMPTS {
         let (mut stream, version) =
             records::get::<StreamRecord>(&*state.store, &stream_key).await?.ok_or_else(stream_not_found)?;
+        if batch.is_some() && stream.last_batch == batch {
+            let token = Some(format!("{:056}", stream.next_seq));
+            return Ok(PutLogEventsResponse {
+                next_sequence_token: token,
+                rejected_log_events_info: rejected,
+                rejected_entity_info: None,
+            });
+        }
+        if batch.is_some() {
+            stream.last_batch.clone_from(&batch);
+        }
         let mut txn = Txn::new();
         for e in &events[accepted.clone()] {
             let t = e.timestamp.unwrap_or_default();

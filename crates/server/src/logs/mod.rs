@@ -14,7 +14,8 @@
 //!
 //! # Limitations
 //!
-//! Sequence tokens are answered but not checked (as on AWS since 2023). StartLiveTail (an
+//! Sequence tokens are answered but not checked (as on AWS since 2023), except berth's own
+//! `berth-ship:` tokens, which make the agent's resent batch idempotent. StartLiveTail (an
 //! event stream) is not served: `aws logs tail --follow` polls FilterLogEvents instead.
 //! There is no KMS, metric filter, subscription, query or export support.
 
@@ -67,6 +68,9 @@ pub struct StreamRecord {
     pub last_event_timestamp: Option<i64>,
     pub last_ingestion_time: Option<i64>,
     pub next_seq: u64,
+    /// The `berth-ship:` sequence token of the last batch applied (see [`events`]).
+    #[serde(default)]
+    pub last_batch: Option<String>,
 }
 
 /// A stored event, short member names because there are many.

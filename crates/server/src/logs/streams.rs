@@ -28,6 +28,7 @@ pub async fn create(state: Arc<State>, _call: Call, req: CreateLogStreamRequest)
         last_event_timestamp: None,
         last_ingestion_time: None,
         next_seq: 0,
+        last_batch: None,
     };
     let txn = Txn::new().put(keys::stream(&group, &name), records::encode(&stream)?, Expect::Absent);
     match state.store.commit(txn).await {
