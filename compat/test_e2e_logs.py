@@ -192,3 +192,37 @@ def test_no_line_is_lost_or_repeated_when_the_agent_is_sigkilled(ecs, fleet):
     fleet["agent"].start()
     wait_stopped(ecs, fleet, arn)
     assert_exactly_once_in_order(wait_for_count(logs, group, stream, 20_000), "out", 20_000)
+
+
+def berth_logs(berth, fleet, task, *args, timeout=60):
+    cmd = [str(berth.binary), "logs", task, "--cluster", fleet["cluster"],
+           "--credentials", str(berth.data_dir / "admin-credentials.json"),
+           "--agent-data-dir", str(fleet["agent"].data_dir), *args]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    assert p.returncode == 0, f"berth logs exited {p.returncode}: {p.stderr}"
+    return p.stdout.splitlines()
+
+
+def test_berth_logs_prints_and_follows_a_task_s_output(ecs, fleet, berth):
+    group = f"/ecs/{uid('cli')}"
+    script = 'i=1; while [ $i -le 30 ]; do echo "out $i"; i=$((i+1)); sleep 0.1; done'
+    arn, _ = run_logging_task(ecs, fleet, script, group)
+    followed = berth_logs(berth, fleet, arn, "--follow")
+    assert followed == [f"out {i}" for i in range(1, 31)]
+    assert berth_logs(berth, fleet, arn.rsplit("/", 1)[1], "--container", "main") == followed
+
+
+def test_berth_logs_reads_a_container_without_log_configuration_on_its_host(ecs, fleet, berth):
+    family = uid("hostlog")
+    ecs.register_task_definition(family=family, containerDefinitions=[{
+        "name": "plain", "image": fleet["image"], "memory": 64,
+        "command": ["sh", "-c", "echo to-stdout; echo to-stderr >&2; sleep 60"], "stopTimeout": 1}])
+    [task] = ecs.run_task(cluster=fleet["cluster"], taskDefinition=family)["tasks"]
+    ecs.get_waiter("tasks_running").wait(cluster=fleet["cluster"], tasks=[task["taskArn"]],
+                                         WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    deadline, lines = time.time() + 10, []
+    while time.time() < deadline and len(lines) < 2:
+        lines = berth_logs(berth, fleet, task["taskArn"])
+        time.sleep(0.2)
+    assert sorted(lines) == ["to-stderr", "to-stdout"]
+    ecs.stop_task(cluster=fleet["cluster"], task=task["taskArn"])

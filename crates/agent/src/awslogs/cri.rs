@@ -42,7 +42,7 @@ fn rotated_path(log: &Path) -> PathBuf {
     PathBuf::from(p)
 }
 
-fn inode(path: &Path) -> Option<u64> {
+pub fn inode(path: &Path) -> Option<u64> {
     fs::metadata(path).ok().map(|m| m.ino())
 }
 

@@ -27,7 +27,7 @@ mod cri;
 mod ship;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use berth_api::model::{ContainerDefinition, LogDriver};
@@ -43,18 +43,19 @@ pub struct Destination {
     pub group: String,
     pub stream: String,
     pub create_group: bool,
-    pub framing: Framing,
+    framing: Framing,
 }
 
 impl Destination {
-    /// The destination of `def`'s output, if it uses the awslogs driver.
-    pub fn of(def: &ContainerDefinition, task_id: &str, container_id: &str) -> Option<Self> {
+    /// The destination of `def`'s output in task `task_id`, if it uses the awslogs driver.
+    pub fn of(def: &ContainerDefinition, task_id: &str) -> Option<Self> {
+        let container_id = crate::engine::container_id(task_id, def.name.as_deref().unwrap_or_default());
         let config = def.log_configuration.as_ref().filter(|c| c.log_driver == Some(LogDriver::Awslogs))?;
         let option = |k: &str| config.options.as_ref().and_then(|o| o.get(k)).filter(|v| !v.is_empty());
         let name = def.name.as_deref().unwrap_or_default();
         let stream = match option("awslogs-stream-prefix") {
             Some(prefix) => format!("{prefix}/{name}/{task_id}"),
-            None => container_id.to_string(),
+            None => container_id,
         };
         let start = match (option("awslogs-multiline-pattern"), option("awslogs-datetime-format")) {
             (Some(pattern), _) => Regex::new(pattern).ok(),
@@ -107,16 +108,9 @@ pub struct Shippers {
 
 impl Shippers {
     /// Starts shipping `def`'s log, if it uses the awslogs driver and is not shipped yet.
-    pub fn start(
-        &mut self,
-        client: &Arc<EcsClient>,
-        def: &ContainerDefinition,
-        task_id: &str,
-        container_id: &str,
-        log: PathBuf,
-    ) {
+    pub fn start(&mut self, client: &Arc<EcsClient>, def: &ContainerDefinition, task_id: &str, log: PathBuf) {
         let name = def.name.clone().unwrap_or_default();
-        let Some(dest) = Destination::of(def, task_id, container_id) else { return };
+        let Some(dest) = Destination::of(def, task_id) else { return };
         if self.running.contains_key(&name) {
             return;
         }
@@ -133,6 +127,37 @@ impl Shippers {
                 tracing::warn!(container = %name, error = %e, "log shipper failed");
             }
         }
+    }
+}
+
+/// Where the agent with data dir `agent_dir` keeps the output of container `name` of
+/// task `task_id` (the runtime's `containers/<id>/container.log`), while the task is there.
+pub fn host_log(agent_dir: &Path, task_id: &str, name: &str) -> PathBuf {
+    let id = crate::engine::container_id(task_id, name);
+    agent_dir.join("runtime").join("containers").join(id).join("container.log")
+}
+
+/// Reads a container's log on this host as lines, following it as it grows.
+pub struct HostLog {
+    path: PathBuf,
+    position: cri::Position,
+}
+
+impl HostLog {
+    /// Reads `path` (a [`host_log`]) from its oldest kept line.
+    pub fn new(path: PathBuf) -> Self {
+        HostLog { path, position: cri::Position::default() }
+    }
+
+    /// The complete lines written since the last call (pieces of long lines joined).
+    pub fn read_new(&mut self) -> std::io::Result<Vec<String>> {
+        let Some((mut src, _)) = cri::open(&self.path, self.position)? else { return Ok(Vec::new()) };
+        let b = batch::read(&mut src, &Framing::default(), None, false)?;
+        self.position = b.end;
+        if b.finished_file || (b.events.is_empty() && src.rotated) {
+            self.position = cri::Position { inode: cri::inode(&self.path).unwrap_or_default(), offset: 0 };
+        }
+        Ok(b.events.into_iter().filter_map(|e| e.message).collect())
     }
 }
 
@@ -155,13 +180,12 @@ mod tests {
 
     #[test]
     fn streams_are_named_as_ecs_names_them() {
-        let d = Destination::of(&def(&[("awslogs-group", "/ecs/web"), ("awslogs-stream-prefix", "app")]), "t1", "cid")
-            .unwrap();
-        assert_eq!((d.group.as_str(), d.stream.as_str(), d.create_group), ("/ecs/web", "app/web/t1", false));
         let d =
-            Destination::of(&def(&[("awslogs-group", "g"), ("awslogs-create-group", "true")]), "t1", "cid").unwrap();
-        assert_eq!((d.stream.as_str(), d.create_group), ("cid", true));
-        assert!(Destination::of(&ContainerDefinition::default(), "t", "c").is_none());
+            Destination::of(&def(&[("awslogs-group", "/ecs/web"), ("awslogs-stream-prefix", "app")]), "t1").unwrap();
+        assert_eq!((d.group.as_str(), d.stream.as_str(), d.create_group), ("/ecs/web", "app/web/t1", false));
+        let d = Destination::of(&def(&[("awslogs-group", "g"), ("awslogs-create-group", "true")]), "t1").unwrap();
+        assert_eq!((d.stream.as_str(), d.create_group), ("t1-web", true));
+        assert!(Destination::of(&ContainerDefinition::default(), "t").is_none());
     }
 
     #[test]
@@ -169,8 +193,7 @@ mod tests {
         let r = Regex::new(&datetime_regex("%Y-%m-%d %H:%M:%S")).unwrap();
         assert!(r.is_match("2026-01-02 03:04:05 started"));
         assert!(!r.is_match("  at stack frame"));
-        let d =
-            Destination::of(&def(&[("awslogs-group", "g"), ("awslogs-multiline-pattern", "^INFO")]), "t", "c").unwrap();
+        let d = Destination::of(&def(&[("awslogs-group", "g"), ("awslogs-multiline-pattern", "^INFO")]), "t").unwrap();
         assert!(d.framing.start.is_some_and(|r| r.is_match("INFO x")));
     }
 }

@@ -103,7 +103,7 @@ impl Shipper {
                 self.send(batch.events, token).await;
             }
             saved = Saved { position: batch.end, in_flight: None };
-            let current = current_inode(&self.log);
+            let current = cri::inode(&self.log).unwrap_or_default();
             if batch.finished_file && current != 0 && current != batch.end.inode {
                 // The rotated file is done: go on at the start of the current one.
                 saved.position = Position { inode: current, offset: 0 };
@@ -203,9 +203,4 @@ impl Shipper {
             }
         }
     }
-}
-
-fn current_inode(log: &Path) -> u64 {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata(log).map(|m| m.ino()).unwrap_or_default()
 }

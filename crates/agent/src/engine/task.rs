@@ -375,9 +375,8 @@ impl Run {
 
     /// Starts shipping the container's output, when its definition says awslogs.
     fn ship_logs(&mut self, c: &ContainerDefinition) {
-        let id = spec::container_id(&self.id, c.name.as_deref().unwrap_or_default());
-        let log = self.shared.runtime.log_path(&id);
-        self.shippers.start(&self.shared.client, c, &self.id, &id, log);
+        let log = self.shared.runtime.log_path(&spec::container_id(&self.id, c.name.as_deref().unwrap_or_default()));
+        self.shippers.start(&self.shared.client, c, &self.id, log);
     }
 
     fn watch_exit(&self, name: &str) {
