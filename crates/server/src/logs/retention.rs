@@ -75,3 +75,68 @@ async fn delete_while(store: &dyn Store, prefix: &str, keep_going: impl Fn(&str)
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::logs::EventRecord;
+    use berth_store::SqliteStore;
+
+    const DAY: i64 = 86_400_000;
+
+    async fn put(store: &dyn Store, key: String, value: &impl serde::Serialize) {
+        store.commit(Txn::new().put(key, records::encode(value).unwrap(), Expect::Any)).await.unwrap();
+    }
+
+    async fn keys(store: &dyn Store, prefix: &str) -> Vec<String> {
+        store.list(ListQuery::prefix(prefix)).await.unwrap().into_iter().map(|r| r.key).collect()
+    }
+
+    fn stream(name: &str) -> StreamRecord {
+        StreamRecord {
+            name: name.into(),
+            creation_time: 0,
+            first_event_timestamp: None,
+            last_event_timestamp: None,
+            last_ingestion_time: None,
+            next_seq: 0,
+            last_batch: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_sweep_expires_old_events_and_purges_deleted_groups() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("s.db")).unwrap();
+        let now = 100 * DAY;
+        let group = |name: &str, days| GroupRecord {
+            name: name.into(),
+            region: "r".into(),
+            creation_time: 0,
+            retention_in_days: days,
+        };
+        put(&store, keys::group("kept"), &group("kept", Some(1))).await;
+        put(&store, keys::group("forever"), &group("forever", None)).await;
+        for g in ["kept", "forever", "gone"] {
+            put(&store, keys::stream(g, "s"), &stream("s")).await;
+            for (seq, t) in (0..).zip([now - 3 * DAY, now - DAY - 1, now - DAY + 1, now]) {
+                let e = EventRecord { t, i: t, m: "m".into() };
+                put(&store, format!("{}{}", keys::events(g, "s"), keys::position(t, seq)), &e).await;
+            }
+        }
+        put(&store, keys::purge("gone"), &"gone").await;
+        sweep(&store, now).await.unwrap();
+        let kept = keys(&store, &keys::events("kept", "s")).await;
+        assert_eq!(
+            kept,
+            vec![
+                format!("{}{}", keys::events("kept", "s"), keys::position(now - DAY + 1, 2)),
+                format!("{}{}", keys::events("kept", "s"), keys::position(now, 3)),
+            ]
+        );
+        assert_eq!(keys(&store, &keys::events("forever", "s")).await.len(), 4);
+        assert!(keys(&store, &keys::group_events("gone")).await.is_empty());
+        assert!(keys(&store, &keys::streams("gone")).await.is_empty());
+        assert!(keys(&store, keys::PURGES).await.is_empty());
+    }
+}
