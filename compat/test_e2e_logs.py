@@ -41,13 +41,13 @@ def fleet(berth, ecs, tmp_path_factory):
         registry.stop()
 
 
-def run_logging_task(ecs, fleet, script, group, prefix="app"):
+def run_logging_task(ecs, fleet, script, group, prefix="app", **options):
     family = uid("logs")
     ecs.register_task_definition(family=family, containerDefinitions=[{
         "name": "main", "image": fleet["image"], "memory": 64, "command": ["sh", "-c", script],
         "logConfiguration": {"logDriver": "awslogs", "options": {
             "awslogs-group": group, "awslogs-region": "us-east-1", "awslogs-stream-prefix": prefix,
-            "awslogs-create-group": "true"}},
+            "awslogs-create-group": "true", **options}},
     }])
     out = ecs.run_task(cluster=fleet["cluster"], taskDefinition=family)
     assert out["failures"] == [], out["failures"]
@@ -192,6 +192,16 @@ def test_no_line_is_lost_or_repeated_when_the_agent_is_sigkilled(ecs, fleet):
     fleet["agent"].start()
     wait_stopped(ecs, fleet, arn)
     assert_exactly_once_in_order(wait_for_count(logs, group, stream, 20_000), "out", 20_000)
+
+
+def test_blocking_mode_holds_a_fast_writer_back_instead_of_losing_lines(ecs, fleet):
+    # 250,000 lines of 100 bytes: more than the spool of two 10 MiB files, faster than shipping.
+    group = f"/ecs/{uid('blocking')}"
+    script = 'pad=$(printf "%0090d" 0); seq 1 250000 | sed "s/^/out /; s/$/ $pad/"'
+    arn, stream = run_logging_task(ecs, fleet, script, group, mode="blocking")
+    wait_stopped(ecs, fleet, arn, timeout=180)
+    messages = [m.rsplit(" ", 1)[0] for m in read_stream(logs_client(), group, stream)]
+    assert_exactly_once_in_order(messages, "out", 250_000)
 
 
 def berth_logs(berth, fleet, task, *args, timeout=60):

@@ -1,7 +1,7 @@
 //! Reading the shim's CRI log (`<ts> <stream> <F|P> <content>`) from a saved position,
 //! across its rotation to `<log>.1`.
 
-use std::fs::{self, File};
+use std::fs::File;
 use std::io::{self, BufRead, BufReader, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -9,11 +9,55 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 /// A byte position in one log file, named by its inode so that rotation (a rename) keeps
-/// it valid.
+/// it valid, and by a hash of the file's first timestamp, because a file deleted by the
+/// next rotation frees its inode for a new file.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Position {
     pub inode: u64,
     pub offset: u64,
+    #[serde(default)]
+    pub head: u64,
+}
+
+/// How many leading bytes name a file: a CRI line starts with a nanosecond timestamp.
+const HEAD_BYTES: usize = 30;
+
+/// A file's identity: its inode and the hash of its first [`HEAD_BYTES`] (0 while shorter).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Identity {
+    inode: u64,
+    head: u64,
+}
+
+fn identity(path: &Path) -> Option<Identity> {
+    use std::io::Read;
+    let mut file = File::open(path).ok()?;
+    let inode = file.metadata().ok()?.ino();
+    let mut buf = [0u8; HEAD_BYTES];
+    let mut n = 0;
+    while n < HEAD_BYTES {
+        match file.read(&mut buf[n..]) {
+            Ok(0) | Err(_) => break,
+            Ok(k) => n += k,
+        }
+    }
+    Some(Identity { inode, head: if n == HEAD_BYTES { fnv(&buf) } else { 0 } })
+}
+
+/// FNV-1a: a stable hash for file heads (std's hasher may change between releases).
+fn fnv(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3))
+}
+
+impl Identity {
+    /// Whether `at` points into this file: same inode, and same head once anything was read.
+    fn holds(&self, at: &Position) -> bool {
+        self.inode == at.inode && (at.offset == 0 || at.head == self.head)
+    }
+
+    fn start(&self) -> Position {
+        Position { inode: self.inode, offset: 0, head: self.head }
+    }
 }
 
 /// One CRI entry.
@@ -42,8 +86,9 @@ fn rotated_path(log: &Path) -> PathBuf {
     PathBuf::from(p)
 }
 
-pub fn inode(path: &Path) -> Option<u64> {
-    fs::metadata(path).ok().map(|m| m.ino())
+/// Where the current file starts.
+pub fn start_of(path: &Path) -> Option<Position> {
+    identity(path).map(|i| i.start())
 }
 
 /// Opens the file `at` names. A fresh position (inode 0) starts at the oldest file kept.
@@ -51,11 +96,11 @@ pub fn inode(path: &Path) -> Option<u64> {
 /// reading restarts at the oldest file kept, and the second value is true: a gap.
 pub fn open(log: &Path, at: Position) -> io::Result<Option<(Source, bool)>> {
     let old = rotated_path(log);
-    let (path, rotated, position, gap) = match (inode(log), inode(&old)) {
-        (Some(cur), _) if cur == at.inode => (log.to_path_buf(), false, at, false),
-        (_, Some(prev)) if prev == at.inode => (old, true, at, false),
-        (_, Some(prev)) => (old, true, Position { inode: prev, offset: 0 }, at.inode != 0),
-        (Some(cur), None) => (log.to_path_buf(), false, Position { inode: cur, offset: 0 }, at.inode != 0),
+    let (path, rotated, position, gap) = match (identity(log), identity(&old)) {
+        (Some(cur), _) if cur.holds(&at) => (log.to_path_buf(), false, Position { head: cur.head, ..at }, false),
+        (_, Some(prev)) if prev.holds(&at) => (old, true, at, false),
+        (_, Some(prev)) => (old, true, prev.start(), at.inode != 0),
+        (Some(cur), None) => (log.to_path_buf(), false, cur.start(), at.inode != 0),
         (None, None) => return Ok(None),
     };
     let mut file = File::open(&path)?;
@@ -76,6 +121,9 @@ impl Source {
             // A line still being written: read it again next time, from its start.
             self.reader.seek_relative(-(n as i64))?;
             return Ok(None);
+        }
+        if self.position.offset == 0 && n >= HEAD_BYTES {
+            self.position.head = fnv(&buf[..HEAD_BYTES]);
         }
         self.position.offset += n as u64;
         let line = String::from_utf8_lossy(&buf[..n - 1]);
@@ -99,6 +147,7 @@ pub fn parse(line: &str, end: u64) -> Entry {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
     use std::io::Write;
 
     #[test]
@@ -129,10 +178,14 @@ mod tests {
         let (mut src, gap) = open(&log, at).unwrap().unwrap();
         assert!(src.rotated && !gap);
         assert_eq!(src.next_entry(&mut buf).unwrap(), None);
-        let (mut src, _) = open(&log, Position { inode: inode(&log).unwrap(), offset: 0 }).unwrap().unwrap();
+        let (mut src, _) = open(&log, start_of(&log).unwrap()).unwrap().unwrap();
         assert_eq!(src.next_entry(&mut buf).unwrap().unwrap().content, "three");
         // A position in a file no longer kept restarts at the oldest file, as a gap.
-        let (src, gap) = open(&log, Position { inode: 1, offset: 5 }).unwrap().unwrap();
+        let (src, gap) = open(&log, Position { inode: 1, offset: 5, head: 0 }).unwrap().unwrap();
         assert!(gap && src.rotated && src.position.offset == 0);
+        // So does a position whose inode a new file reuses: the head tells them apart.
+        let reused = Position { head: at.head ^ 1, ..src.position };
+        let (_, gap) = open(&log, Position { offset: 10, ..reused }).unwrap().unwrap();
+        assert!(gap);
     }
 }

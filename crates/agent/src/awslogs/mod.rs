@@ -4,8 +4,11 @@
 //! # Behavior
 //!
 //! - The shim writes every stdout and stderr line to the container's log file whatever the
-//!   shipper does, so shipping never blocks the container (in `blocking` and
-//!   `non-blocking` mode alike) and the file is the spool while the server is away.
+//!   shipper does, and the file is the spool while the server is away. In `non-blocking`
+//!   mode (berth's default, as `defaultLogDriverMode`) shipping never slows the container;
+//!   in `blocking` mode the shipper holds the file it reads (`<log>.hold`), so a rotation
+//!   that would delete it waits, and the container's writes block instead of lines being
+//!   lost.
 //! - A shipper reads from its saved position ([`cri::Position`], in `awslogs.json` beside
 //!   the log), batches up to PutLogEvents' limits, and saves the new position only once
 //!   the server acknowledged the batch. Before sending, it saves which batch is in flight;
@@ -17,9 +20,10 @@
 //!
 //! # Limitations
 //!
-//! The spool is bounded by the log's rotation: the current file and one rotated file
-//! (10 MiB each). A shipper more than one rotation behind (the server away while a
-//! container writes more than 10 MiB) loses the oldest lines, and logs the gap.
+//! In `non-blocking` mode the spool is bounded by the log's rotation: the current file and
+//! one rotated file (10 MiB each). A shipper more than one rotation behind (the server away
+//! while a container writes more than 10 MiB, or a container writing faster than the
+//! shipper sends) loses the oldest lines, and logs the gap.
 //! Requests are signed in the agent's region, not `awslogs-region`.
 
 mod batch;
@@ -43,6 +47,8 @@ pub struct Destination {
     pub group: String,
     pub stream: String,
     pub create_group: bool,
+    /// `mode: blocking`: the container waits rather than lose lines (see [`ship`]).
+    pub blocking: bool,
     framing: Framing,
 }
 
@@ -66,6 +72,7 @@ impl Destination {
             group: option("awslogs-group")?.clone(),
             stream,
             create_group: option("awslogs-create-group").is_some_and(|v| v.eq_ignore_ascii_case("true")),
+            blocking: option("mode").is_some_and(|m| m == "blocking"),
             framing: Framing { start },
         })
     }
@@ -154,8 +161,8 @@ impl HostLog {
         let Some((mut src, _)) = cri::open(&self.path, self.position)? else { return Ok(Vec::new()) };
         let b = batch::read(&mut src, &Framing::default(), None, false)?;
         self.position = b.end;
-        if b.finished_file || (b.events.is_empty() && src.rotated) {
-            self.position = cri::Position { inode: cri::inode(&self.path).unwrap_or_default(), offset: 0 };
+        if b.finished_file {
+            self.position = cri::start_of(&self.path).unwrap_or_default();
         }
         Ok(b.events.into_iter().filter_map(|e| e.message).collect())
     }

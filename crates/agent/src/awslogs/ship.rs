@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use berth_api::logs_model::{ops, CreateLogGroupRequest, CreateLogStreamRequest, InputLogEvent, PutLogEventsRequest};
 use berth_client::{ClientError, EcsClient};
+use berth_runtime::container::HOLD_SUFFIX;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
@@ -52,7 +53,7 @@ fn save(path: &Path, saved: &Saved) {
 
 /// Ships `log` to `dest` until the container has exited and everything is sent.
 pub async fn run(client: Arc<EcsClient>, dest: Destination, log: PathBuf, exited: watch::Receiver<bool>) {
-    let mut shipper = Shipper { client, dest, saved_path: saved_path(&log), log, exited, ready: false };
+    let mut shipper = Shipper { client, dest, saved_path: saved_path(&log), log, exited, ready: false, held: None };
     shipper.run().await;
 }
 
@@ -64,6 +65,8 @@ struct Shipper {
     exited: watch::Receiver<bool>,
     /// The group and stream exist.
     ready: bool,
+    /// The inode named in `<log>.hold` (blocking mode).
+    held: Option<u64>,
 }
 
 impl Shipper {
@@ -89,6 +92,7 @@ impl Shipper {
                     continue;
                 }
             };
+            self.hold(batch.start.inode);
             if batch.end == batch.start && !batch.finished_file {
                 if done && flush {
                     return;
@@ -103,15 +107,32 @@ impl Shipper {
                 self.send(batch.events, token).await;
             }
             saved = Saved { position: batch.end, in_flight: None };
-            let current = cri::inode(&self.log).unwrap_or_default();
-            if batch.finished_file && current != 0 && current != batch.end.inode {
+            match cri::start_of(&self.log) {
                 // The rotated file is done: go on at the start of the current one.
-                saved.position = Position { inode: current, offset: 0 };
+                Some(current) if batch.finished_file && current.inode != batch.end.inode => saved.position = current,
+                _ => {}
             }
             save(&self.saved_path, &saved);
+            self.hold(saved.position.inode);
             if saved.position == batch.start {
                 self.pause().await;
             }
+        }
+    }
+
+    /// In blocking mode, names the file still to be read, so that the shim does not rotate
+    /// it away (`berth_runtime::container::HOLD_SUFFIX`).
+    fn hold(&mut self, inode: u64) {
+        if !self.dest.blocking || self.held == Some(inode) || inode == 0 {
+            return;
+        }
+        let mut path = self.log.clone().into_os_string();
+        path.push(HOLD_SUFFIX);
+        let path = PathBuf::from(path);
+        let tmp = path.with_extension("hold-tmp");
+        match std::fs::write(&tmp, inode.to_string()).and_then(|()| std::fs::rename(&tmp, &path)) {
+            Ok(()) => self.held = Some(inode),
+            Err(e) => tracing::warn!(path = %path.display(), error = %e, "holding the log file"),
         }
     }
 
