@@ -37,7 +37,7 @@ pub async fn create(state: Arc<State>, call: Call, req: CreateLogGroupRequest) -
     }
 }
 
-/// Removes the group and marks its streams and events for the sweep, in one transaction.
+/// Removes the group and marks its streams and events for removal, in one transaction.
 pub async fn delete(state: Arc<State>, _call: Call, req: DeleteLogGroupRequest) -> Result<Empty, ApiError> {
     let name = req.log_group_name.unwrap_or_default();
     check_group_name(&name, "logGroupName")?;
@@ -54,7 +54,13 @@ pub async fn delete(state: Arc<State>, _call: Call, req: DeleteLogGroupRequest) 
         Err(StoreError::Conflict { .. }) => return Err(group_not_found()),
         Err(e) => return Err(RecordError::from(e).into()),
     }
-    retention::purge_group(&*state.store, &name).await?;
+    // The events may be many: they go in the background (and by the sweep after a crash).
+    let store = Arc::clone(&state.store);
+    tokio::spawn(async move {
+        if let Err(error) = retention::purge_group(&*store, &name).await {
+            tracing::warn!(group = %name, %error, "purging a deleted log group; the sweep retries");
+        }
+    });
     Ok(Empty {})
 }
 

@@ -46,9 +46,14 @@ pub async fn sweep(store: &dyn Store, now: i64) -> Result<(), RecordError> {
     Ok(())
 }
 
+/// One purge at a time: a CreateLogGroup that finishes a purge must not race a background
+/// one still deleting, which would take the new group's first streams with it.
+static PURGING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Removes the streams and events of a deleted group, then its marker; nothing when the
 /// group has no marker.
 pub async fn purge_group(store: &dyn Store, group: &str) -> Result<(), RecordError> {
+    let _one_at_a_time = PURGING.lock().await;
     if store.get(&keys::purge(group)).await?.is_none() {
         return Ok(());
     }
