@@ -68,6 +68,8 @@ def test_groups_lifecycle_and_errors(logs):
     assert "retentionInDays" not in g
     found = logs.describe_log_groups(logGroupNamePattern=group.split("/")[-1].upper())["logGroups"]
     assert [x["logGroupName"] for x in found] == [group]
+    by_arn = logs.describe_log_groups(logGroupIdentifiers=[g["logGroupArn"]])["logGroups"]
+    assert [x["logGroupName"] for x in by_arn] == [group]
     logs.delete_log_group(logGroupName=group)
     assert logs.describe_log_groups(logGroupNamePrefix=group)["logGroups"] == []
     expect_error(lambda: logs.delete_log_group(logGroupName=group), "ResourceNotFoundException", "log group")

@@ -9,7 +9,9 @@ use berth_api::logs_model::{
 use berth_api::{ApiError, Empty, ErrorKind};
 use berth_store::{Expect, StoreError, Txn};
 
-use super::{check_group_name, group_arn, group_not_found, invalid_value, keys, now_ms, retention, GroupRecord};
+use super::{
+    check_group_name, from_identifier, group_arn, group_not_found, invalid_value, keys, now_ms, retention, GroupRecord,
+};
 use crate::pagination::{self, Page};
 use crate::records::{self, Decision, RecordError};
 use crate::state::{Call, State};
@@ -78,8 +80,11 @@ pub async fn describe(
     let prefix = keys::group(req.log_group_name_prefix.as_deref().unwrap_or_default());
     // AWS matches a pattern as a case-insensitive substring.
     let pattern = req.log_group_name_pattern.unwrap_or_default().to_lowercase();
+    let only: Option<Vec<String>> =
+        req.log_group_identifiers.map(|ids| ids.iter().map(|id| from_identifier(id)).collect());
     let (groups, next_token) = pagination::collect(&*state.store, &prefix, &page, |_, g: GroupRecord| {
-        g.name.to_lowercase().contains(&pattern).then(|| wire(&state, &g))
+        let named = only.as_ref().is_none_or(|names| names.contains(&g.name));
+        (named && g.name.to_lowercase().contains(&pattern)).then(|| wire(&state, &g))
     })
     .await?;
     Ok(DescribeLogGroupsResponse { log_groups: Some(groups), next_token })
