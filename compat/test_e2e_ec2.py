@@ -196,6 +196,17 @@ def test_resource_failures_when_the_cluster_is_full(ecs, fleet):
     assert {f["reason"] for f in out["failures"]} == {"RESOURCE:MEMORY"}
 
 
+def test_environment_files_are_refused_at_placement(ecs, fleet):
+    """berth has no S3: its agents do not register ecs.capability.env-files.s3, so a task
+    whose environment lives in S3 files is not started without it (ECS's ATTRIBUTE)."""
+    files = [{"value": "arn:aws:s3:::bucket/app.env", "type": "s3"}]
+    d = td(ecs, fleet, [{"name": "app", "command": ["true"], "environmentFiles": files}])
+    assert {"name": "ecs.capability.env-files.s3"} in d["requiresAttributes"]
+    out = ecs.run_task(cluster=fleet["cluster"], taskDefinition=d["family"])
+    assert out["tasks"] == []
+    assert out["failures"] and {f["reason"] for f in out["failures"]} == {"ATTRIBUTE"}
+
+
 def test_sigkilled_agent_leaves_containers_running_and_reconciles(ecs, fleet):
     agent = fleet["agents"][0]
     d = td(ecs, fleet, [{"name": "long", "command": ["sleep", "600"], "stopTimeout": 1}])
