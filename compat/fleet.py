@@ -112,6 +112,20 @@ class Agent:
             except subprocess.TimeoutExpired:
                 self.kill()
 
+    def reap(self) -> None:
+        """Once the agent is stopped: force-delete the containers it left running (a test that
+        ends with tasks still running must not leave them to the next run) and unmount what
+        is mounted under its data dir."""
+        root = self.data_dir / "runtime" / "runc"
+        if root.exists():
+            ids = subprocess.run(["runc", "--root", str(root), "list", "-q"], capture_output=True, text=True).stdout
+            for cid in ids.split():
+                subprocess.run(["runc", "--root", str(root), "delete", "--force", cid], capture_output=True)
+        mounts = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
+        for mnt in reversed(mounts):
+            if mnt.startswith(f"{self.data_dir}/"):
+                subprocess.run(["umount", "-l", mnt], capture_output=True)
+
     def instance_arn(self) -> str:
         return (self.data_dir / "instance-arn").read_text().strip()
 
@@ -135,6 +149,34 @@ def shim_pids(container_id: str) -> list[int]:
         if container_id in cmdline and "shim" in cmdline:
             pids.append(int(pid))
     return pids
+
+
+def retire(ecs, clusters: list[str], agents: list[Agent], timeout: float = 30.0) -> None:
+    """The end of a fleet: every service deleted and every task stopped in `clusters`, waited
+    for (bounded) while the agents still run so that they clean up after their tasks; then the
+    agents stopped and whatever they left reaped."""
+    for cluster in clusters:
+        for svc in ecs.list_services(cluster=cluster, maxResults=100)["serviceArns"]:
+            ecs.delete_service(cluster=cluster, service=svc, force=True)
+        for task in ecs.list_tasks(cluster=cluster)["taskArns"]:
+            ecs.stop_task(cluster=cluster, task=task, reason="fleet retired")
+    deadline = time.time() + timeout
+    while time.time() < deadline and any(_live_tasks(ecs, c) for c in clusters):
+        time.sleep(0.5)
+    for agent in agents:
+        agent.stop()
+        agent.reap()
+
+
+def _live_tasks(ecs, cluster: str) -> bool:
+    """Whether any task of `cluster` has not reached STOPPED yet (stopping ones included)."""
+    arns = []
+    for status in ("RUNNING", "STOPPED"):
+        arns += ecs.list_tasks(cluster=cluster, desiredStatus=status)["taskArns"]
+    for i in range(0, len(arns), 100):
+        if any(t["lastStatus"] != "STOPPED" for t in ecs.describe_tasks(cluster=cluster, tasks=arns[i:i + 100])["tasks"]):
+            return True
+    return False
 
 
 def wait_registered(ecs, cluster: str, agents: list[Agent], timeout: float = 30.0) -> None:

@@ -10,7 +10,7 @@ import urllib.request
 import pytest
 
 from berthlib import uid
-from fleet import NET_SLOT, Agent, Registry, build_rootfs, shim_pids, subnet, wait_registered
+from fleet import NET_SLOT, Agent, Registry, build_rootfs, retire, shim_pids, subnet, wait_registered
 
 
 @pytest.fixture(scope="module")
@@ -28,11 +28,7 @@ def fleet(berth, ecs, tmp_path_factory):
         wait_registered(ecs, cluster, agents)
         yield {"cluster": cluster, "image": image, "agents": agents, "registry": registry}
     finally:
-        for t in ecs.list_tasks(cluster=cluster)["taskArns"]:
-            ecs.stop_task(cluster=cluster, task=t)
-        time.sleep(1)
-        for a in agents:
-            a.stop()
+        retire(ecs, [cluster], agents)
         registry.stop()
 
 

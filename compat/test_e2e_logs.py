@@ -15,7 +15,7 @@ import pytest
 from botocore.config import Config
 
 from berthlib import NO_RETRY, uid
-from fleet import Agent, Registry, build_rootfs, subnet, wait_registered
+from fleet import Agent, Registry, build_rootfs, retire, subnet, wait_registered
 
 
 def logs_client():
@@ -34,10 +34,7 @@ def fleet(berth, ecs, tmp_path_factory):
         wait_registered(ecs, cluster, [agent])
         yield {"cluster": cluster, "image": image, "agent": agent}
     finally:
-        for t in ecs.list_tasks(cluster=cluster)["taskArns"]:
-            ecs.stop_task(cluster=cluster, task=t)
-        time.sleep(1)
-        agent.stop()
+        retire(ecs, [cluster], [agent])
         registry.stop()
 
 

@@ -15,7 +15,7 @@ import pytest
 
 import berthlib
 from berthlib import BerthServer, berth_binary, uid
-from fleet import Agent, Registry, build_rootfs, shim_pids, subnet, wait_registered
+from fleet import Agent, Registry, build_rootfs, retire, shim_pids, subnet, wait_registered
 
 CLOCKS = {"BERTH_AGENT_DISCONNECT_AFTER": "3", "BERTH_INSTANCE_LOST_AFTER": "6", "BERTH_TASK_HEALTHY_AFTER": "2",
           "BERTH_RESTART_BACKOFF": "1", "BERTH_RESTART_BACKOFF_MAX": "4"}
@@ -38,13 +38,8 @@ def fleet(tmp_path_factory):
         wait_registered(ecs, cluster, agents)
         yield {"server": server, "ecs": ecs, "cluster": cluster, "image": image, "agents": agents, "work": work}
     finally:
-        for arn in ecs.list_services(cluster=cluster, maxResults=100)["serviceArns"]:
-            ecs.delete_service(cluster=cluster, service=arn, force=True)
-        deadline = time.time() + 20
-        while ecs.list_tasks(cluster=cluster)["taskArns"] and time.time() < deadline:
-            time.sleep(0.5)
-        for a in agents:
-            a.stop()
+        clusters = [c for page in ecs.get_paginator("list_clusters").paginate() for c in page["clusterArns"]]
+        retire(ecs, clusters, agents)
         registry.stop()
         server.kill()
 
