@@ -79,6 +79,7 @@ macro_rules! launch_request {
 async fn resolve_launch(state: &State, cluster: &str, r: LaunchRequest) -> Result<Launch, ApiError> {
     crate::tags::validate(r.tags.as_deref().unwrap_or_default())?;
     let stored = runnable_definition(state, r.task_definition.as_deref().unwrap_or_default()).await?;
+    crate::task_roles::check(state, &stored.task_definition, r.overrides.as_ref()).await?;
     Launch::new(cluster, stored, r)
 }
 
