@@ -79,3 +79,6 @@ pub async fn get_credentials(
         expiration: creds.expiration.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
     })
 }
+
+#[cfg(test)]
+mod tests;

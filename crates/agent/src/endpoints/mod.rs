@@ -208,3 +208,26 @@ fn peer(ConnectInfo(addr): ConnectInfo<SocketAddr>) -> IpAddr {
 type Peer = ConnectInfo<SocketAddr>;
 type Container = UrlPath<String>;
 type AppState = State<App>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_task_is_shown_only_to_its_own_address() {
+        let registry = Registry::default();
+        let own: IpAddr = "10.219.40.5".parse().expect("ip");
+        registry.update("t1", |v| {
+            v.address = Some(own);
+            v.credentials_id = Some("id-1".into());
+        });
+        registry.update("host", |v| v.credentials_id = Some("id-2".into()));
+        let pick = |id: &'static str| move |v: &TaskView| v.credentials_id.as_deref() == Some(id);
+        assert!(registry.find(own, pick("id-1")).is_some());
+        assert!(registry.find("10.219.40.6".parse().expect("ip"), pick("id-1")).is_none(), "another task");
+        assert!(registry.find(Ipv4Addr::LOCALHOST.into(), pick("id-1")).is_none(), "the host");
+        assert!(registry.find(Ipv4Addr::LOCALHOST.into(), pick("id-2")).is_some(), "host mode: the id alone");
+        registry.remove("t1");
+        assert!(registry.find(own, pick("id-1")).is_none(), "forgotten with its task");
+    }
+}

@@ -240,4 +240,29 @@ mod tests {
         assert!(env.contains(&("PATH".into(), "/bin".into())));
         assert_eq!(env.iter().filter(|(k, _)| k == "MODE").count(), 1);
     }
+
+    #[test]
+    fn the_agent_env_fills_in_what_the_definition_does_not_set() {
+        let def = TaskDefinition::default();
+        let agent_env = [
+            ("AWS_ENDPOINT_URL".to_string(), "http://169.254.170.2".to_string()),
+            ("AWS_REGION".to_string(), "us-east-1".to_string()),
+        ];
+        let ctx = TaskContext {
+            task_id: "t1",
+            definition: &def,
+            cgroup: None,
+            net_namespace: Namespace::default(),
+            volumes_dir: Path::new("/v"),
+            endpoint_base: "http://169.254.170.2",
+            agent_env: &agent_env,
+        };
+        let own = vec![("AWS_REGION".to_string(), "eu-west-1".to_string())];
+        let env = with_agent_env(own, &ctx, "t1-app");
+        assert!(env.contains(&("AWS_REGION".into(), "eu-west-1".into())), "the definition wins: {env:?}");
+        assert!(env.contains(&("AWS_ENDPOINT_URL".into(), "http://169.254.170.2".into())));
+        let uri = ("ECS_CONTAINER_METADATA_URI_V4".to_string(), "http://169.254.170.2/v4/t1-app".to_string());
+        assert!(env.contains(&uri), "{env:?}");
+        assert_eq!(env.iter().filter(|(k, _)| k == "AWS_REGION").count(), 1);
+    }
 }
