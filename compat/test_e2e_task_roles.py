@@ -244,3 +244,46 @@ def test_roles_ecs_cannot_assume_are_refused(env, which):
     expect_error(lambda: ecs.start_task(cluster=env["cluster"], taskDefinition=plain["taskDefinitionArn"],
                                         containerInstances=[instance], overrides={"taskRoleArn": role}),
                  "ClientException", message, ci=False)
+
+
+# Fetches the task's credentials and metadata every second, whatever the network mode.
+LOOP = (
+    'U=${AWS_CONTAINER_CREDENTIALS_FULL_URI:-http://169.254.170.2$AWS_CONTAINER_CREDENTIALS_RELATIVE_URI}; '
+    "trap 'exit 0' TERM; while true; do "
+    'wget -qO- "$U" > /out/c.tmp && mv /out/c.tmp /out/creds; '
+    'wget -qO- "$ECS_CONTAINER_METADATA_URI_V4/task" > /out/t.tmp && mv /out/t.tmp /out/task; '
+    'sleep 1 & wait; done'
+)
+
+
+def test_bridge_and_host_tasks_are_served_across_an_agent_restart(env):
+    tasks = {}
+    for mode in ("bridge", "host"):
+        out = env["root"] / f"out-{mode}"
+        out.mkdir()
+        d = env["ecs"].register_task_definition(
+            family=uid(mode), networkMode=mode, taskRoleArn=env["role"],
+            volumes=[{"name": "out", "host": {"sourcePath": str(out)}}],
+            containerDefinitions=[{"name": "app", "image": env["image"], "memory": 32,
+                                   "command": ["sh", "-c", LOOP],
+                                   "mountPoints": [{"sourceVolume": "out", "containerPath": "/out"}]}],
+        )["taskDefinition"]
+        out_run = env["ecs"].run_task(cluster=env["cluster"], taskDefinition=d["taskDefinitionArn"])
+        assert out_run["failures"] == [], out_run["failures"]
+        tasks[mode] = (out_run["tasks"][0]["taskArn"], out)
+
+    def served(arn: str, out: Path):
+        creds = json.loads(wait_file(out / "creds", env, 30))
+        assert creds["RoleArn"] == env["role"] and creds["AccessKeyId"].startswith("ASIA"), creds
+        assert json.loads(wait_file(out / "task", env, 30))["TaskARN"] == arn
+
+    for arn, out in tasks.values():
+        served(arn, out)
+    # A SIGKILLed agent comes back on the same endpoint port; the adopted tasks are served again.
+    env["agent"].kill()
+    for _, out in tasks.values():
+        (out / "creds").unlink()
+        (out / "task").unlink()
+    env["agent"].start()
+    for arn, out in tasks.values():
+        served(arn, out)

@@ -558,7 +558,8 @@ impl Run {
         env.push(("AWS_ENDPOINT_URL".into(), server));
         env.push(("AWS_REGION".into(), self.shared.region.clone()));
         env.push(("AWS_DEFAULT_REGION".into(), self.shared.region.clone()));
-        env.push(("AWS_EXECUTION_ENV".into(), "AWS_ECS_EC2".into()));
+        let fargate = self.task.launch_type == Some(berth_api::model::LaunchType::Fargate);
+        env.push(("AWS_EXECUTION_ENV".into(), if fargate { "AWS_ECS_FARGATE" } else { "AWS_ECS_EC2" }.into()));
         (base, env)
     }
 
