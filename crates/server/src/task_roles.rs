@@ -8,14 +8,16 @@
 //!   fails with ECS's `ClientException` "ECS was unable to assume the role ...".
 //! - Credentials are issued (and stored) by `iam::sts::issue_role_credentials` as session
 //!   `<task id>` of the role, so calls made with them are authorized by the role's policies.
-//! - Only a task that is not STOPPED and is placed on the asking instance gets credentials.
+//! - Only a task that is not STOPPED and is placed on the asking instance gets credentials,
+//!   and never for a role session (a task's own credentials, even with `ecs:*`, cannot fetch
+//!   another task's): agents sign with their own keys.
 
 use std::sync::Arc;
 
 use berth_api::agent::{GetTaskCredentialsRequest, GetTaskCredentialsResponse};
 use berth_api::model::{TaskDefinition, TaskOverride};
 use berth_api::task_definition::task_role;
-use berth_api::ApiError;
+use berth_api::{ApiError, ErrorKind};
 
 use crate::iam::sts::{self, IssueError, Trustee};
 use crate::records;
@@ -49,11 +51,21 @@ pub async fn check(state: &State, def: &TaskDefinition, overrides: Option<&TaskO
 /// GetTaskCredentials: a fresh session of the task's role, for the agent of its instance.
 pub async fn get_credentials(
     state: Arc<State>,
-    _call: Call,
+    call: Call,
     req: GetTaskCredentialsRequest,
 ) -> Result<GetTaskCredentialsResponse, ApiError> {
     let cluster = clusters::require_active_name(&state, req.cluster.as_deref()).await?;
     let task_id = berth_api::arn::resource_id(req.task.as_deref().unwrap_or_default()).to_string();
+    if call.principal.starts_with(&format!("arn:aws:sts::{}:assumed-role/", state.account)) {
+        return Err(ApiError::new(
+            ErrorKind::AccessDenied,
+            format!(
+                "User: {} is not authorized to perform: ecs:GetTaskCredentials on resource: {}",
+                call.principal,
+                req.task.as_deref().unwrap_or_default()
+            ),
+        ));
+    }
     let instance = container_instances::id_of(req.container_instance.as_deref().unwrap_or_default());
     let not_found = || ApiError::invalid("The referenced task was not found.");
     let (stored, _) =

@@ -101,4 +101,7 @@ async fn credentials_go_only_to_the_agent_of_the_tasks_instance() {
         let e = get_credentials(Arc::clone(&state), call(), request(task, instance)).await.expect_err(task);
         assert_eq!(e.kind, ErrorKind::InvalidParameter, "{task} on {instance}: {}", e.message);
     }
+    let session = Call { principal: format!("arn:aws:sts::{ACCOUNT}:assumed-role/app/t1"), ..call() };
+    let e = get_credentials(Arc::clone(&state), session, request("t1", "abc123")).await.expect_err("a role session");
+    assert_eq!(e.kind, ErrorKind::AccessDenied, "{}", e.message);
 }
