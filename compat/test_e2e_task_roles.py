@@ -87,7 +87,7 @@ def env(tmp_path_factory):
     image = registry.push_rootfs(build_rootfs(root / "rootfs"), "busybox:roles")
     cluster = uid("roles")
     ecs.create_cluster(clusterName=cluster)
-    agent = Agent(srv, cluster, root, "r", subnet(40), "local-1a").start()
+    agent = Agent(srv, cluster, root, "t", subnet(40), "local-1a").start()
     role = iam.create_role(RoleName=uid("app"), AssumeRolePolicyDocument=TRUST_ECS_TASKS)["Role"]
     iam.put_role_policy(RoleName=role["RoleName"], PolicyName="ecs-read", PolicyDocument=POLICY)
     ec2_role = iam.create_role(RoleName=uid("ec2"), AssumeRolePolicyDocument=TRUST_EC2)["Role"]
