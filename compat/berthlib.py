@@ -280,6 +280,18 @@ def container(name: str, **kw) -> dict:
     return c
 
 
+def wait_for(fn, timeout: float = 20.0, what: str = "condition", every: float = 0.1):
+    """Polls fn() until it answers something truthy, and answers that."""
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        last = fn()
+        if last:
+            return last
+        time.sleep(every)
+    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -122,6 +122,21 @@ class Agent:
             return ""
 
 
+def shim_pids(container_id: str) -> list[int]:
+    """The pids of the shims of `container_id` (their command line names the container)."""
+    pids = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            cmdline = open(f"/proc/{pid}/cmdline", "rb").read().decode(errors="replace")
+        except OSError:
+            continue
+        if container_id in cmdline and "shim" in cmdline:
+            pids.append(int(pid))
+    return pids
+
+
 def wait_registered(ecs, cluster: str, agents: list[Agent], timeout: float = 30.0) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:

@@ -145,7 +145,11 @@ def test_acknowledged_writes_survive_sigkill(spawn_server):
         threads.append(threading.Thread(target=cluster_writer, args=(uid(f"killc{rnd}"),)))
         for t in threads:
             t.start()
+        # A random moment, but after a few acknowledgements even on a loaded machine.
         time.sleep(rng.uniform(0.3, 1.5))
+        deadline = time.time() + 10
+        while sum(len(v) for v in acked.values()) < 4 * (rnd + 1) and time.time() < deadline:
+            time.sleep(0.05)
         srv.kill()
         for t in threads:
             t.join(30)

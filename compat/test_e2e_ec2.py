@@ -3,7 +3,6 @@ images in a loopback docker-registry, driven by boto3 and the aws CLI."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import time
 import urllib.request
@@ -11,7 +10,7 @@ import urllib.request
 import pytest
 
 from berthlib import uid
-from fleet import NET_SLOT, Agent, Registry, build_rootfs, subnet, wait_registered
+from fleet import NET_SLOT, Agent, Registry, build_rootfs, shim_pids, subnet, wait_registered
 
 
 @pytest.fixture(scope="module")
@@ -196,6 +195,17 @@ def test_resource_failures_when_the_cluster_is_full(ecs, fleet):
     assert {f["reason"] for f in out["failures"]} == {"RESOURCE:MEMORY"}
 
 
+def test_environment_files_are_refused_at_placement(ecs, fleet):
+    """berth has no S3: its agents do not register ecs.capability.env-files.s3, so a task
+    whose environment lives in S3 files is not started without it (ECS's ATTRIBUTE)."""
+    files = [{"value": "arn:aws:s3:::bucket/app.env", "type": "s3"}]
+    d = td(ecs, fleet, [{"name": "app", "command": ["true"], "environmentFiles": files}])
+    assert {"name": "ecs.capability.env-files.s3"} in d["requiresAttributes"]
+    out = ecs.run_task(cluster=fleet["cluster"], taskDefinition=d["family"])
+    assert out["tasks"] == []
+    assert out["failures"] and {f["reason"] for f in out["failures"]} == {"ATTRIBUTE"}
+
+
 def test_sigkilled_agent_leaves_containers_running_and_reconciles(ecs, fleet):
     agent = fleet["agents"][0]
     d = td(ecs, fleet, [{"name": "long", "command": ["sleep", "600"], "stopTimeout": 1}])
@@ -225,17 +235,8 @@ def test_sigkilled_agent_leaves_containers_running_and_reconciles(ecs, fleet):
 
 
 def _process_running(container_id: str) -> bool:
-    """Whether the shim of `container_id` is alive (its command line names the container)."""
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            cmdline = open(f"/proc/{pid}/cmdline", "rb").read().decode(errors="replace")
-        except OSError:
-            continue
-        if container_id in cmdline and "shim" in cmdline:
-            return True
-    return False
+    """Whether the shim of `container_id` is alive."""
+    return bool(shim_pids(container_id))
 
 
 def test_awsvpc_task_reports_its_eni_and_answers_on_its_address(ecs, fleet):

@@ -13,8 +13,9 @@ import time
 
 import pytest
 
+import berthlib
 from berthlib import BerthServer, berth_binary, uid
-from fleet import Agent, Registry, build_rootfs, subnet, wait_registered
+from fleet import Agent, Registry, build_rootfs, shim_pids, subnet, wait_registered
 
 CLOCKS = {"BERTH_AGENT_DISCONNECT_AFTER": "3", "BERTH_INSTANCE_LOST_AFTER": "6", "BERTH_TASK_HEALTHY_AFTER": "2",
           "BERTH_RESTART_BACKOFF": "1", "BERTH_RESTART_BACKOFF_MAX": "4"}
@@ -74,55 +75,31 @@ def wait_stable(fleet, name, attempts=60):
 
 
 def wait_for(fn, timeout=60.0, what="condition"):
-    deadline = time.time() + timeout
-    last = None
-    while time.time() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
+    return berthlib.wait_for(fn, timeout, what, every=0.3)
 
 
 def running_ids(fleet, name):
     return {t["taskArn"] for t in tasks_of(fleet, name) if t["lastStatus"] == "RUNNING"}
 
 
-def _children() -> dict[int, list[int]]:
-    tree: dict[int, list[int]] = {}
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            stat = open(f"/proc/{pid}/stat").read()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        tree.setdefault(ppid, []).append(int(pid))
-    return tree
-
-
 def container_pids(container_id: str, comm: str) -> list[int]:
     """The processes named `comm` under the shim of `container_id`."""
-    tree = _children()
-    found = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
+    children: dict[int, list[int]] = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
-            cmdline = open(f"/proc/{pid}/cmdline", "rb").read().decode(errors="replace")
-        except OSError:
+            ppid = int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
             continue
-        if container_id in cmdline and "shim" in cmdline:
-            stack = list(tree.get(int(pid), []))
-            while stack:
-                p = stack.pop()
-                stack.extend(tree.get(p, []))
-                try:
-                    if open(f"/proc/{p}/comm").read().strip() == comm:
-                        found.append(p)
-                except OSError:
-                    pass
+        children.setdefault(ppid, []).append(int(pid))
+    found, stack = [], [c for shim in shim_pids(container_id) for c in children.get(shim, [])]
+    while stack:
+        p = stack.pop()
+        stack.extend(children.get(p, []))
+        try:
+            if open(f"/proc/{p}/comm").read().strip() == comm:
+                found.append(p)
+        except OSError:
+            pass
     return found
 
 

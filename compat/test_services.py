@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from berthlib import BerthServer, berth_binary, container, expect_error, uid
+from berthlib import BerthServer, berth_binary, container, expect_error, uid, wait_for
 from test_container_instances import register
 
 
@@ -37,17 +37,6 @@ def create(ecs, cluster, family, name=None, **kw):
 
 def describe(ecs, cluster, name, **kw):
     return ecs.describe_services(cluster=cluster, services=[name], **kw)["services"][0]
-
-
-def wait_for(fn, timeout=20.0, what="condition"):
-    deadline = time.time() + timeout
-    last = None
-    while time.time() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
 
 
 # -- CreateService: shape and defaults ---------------------------------------------------
@@ -455,3 +444,14 @@ def test_cluster_counts_services_and_cannot_be_deleted_with_them(ecs, cluster, f
                                              WaiterConfig={"Delay": 1, "MaxAttempts": 20})
     assert ecs.describe_clusters(clusters=[cluster])["clusters"][0]["activeServicesCount"] == 0
     assert ecs.delete_cluster(cluster=cluster)["cluster"]["status"] == "INACTIVE"
+
+
+def test_a_service_keeps_scaling_a_deregistered_definition(sim):
+    ecs, cl = sim["ecs"], sim["cluster"]
+    ecs.create_service(cluster=cl, serviceName="old", taskDefinition=sim["family"], desiredCount=1)
+    run_all(sim, "old", 1)
+    ecs.deregister_task_definition(taskDefinition=f"{sim['family']}:1")
+    ecs.update_service(cluster=cl, service="old", desiredCount=2)
+    run_all(sim, "old", 2)
+    expect_error(lambda: ecs.create_service(cluster=cl, serviceName="new", taskDefinition=f"{sim['family']}:1",
+                                            desiredCount=1), "ClientException", "inactive")

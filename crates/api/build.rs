@@ -1,4 +1,4 @@
-//! Generates the ECS wire types from botocore's vendored model (`model/`).
+//! Generates the ECS and CloudWatch Logs wire types from botocore's vendored models (`model/`).
 //!
 //! Every structure becomes a serde struct whose members are all optional (so any
 //! request round-trips, including members berth does not act on yet), every enum
@@ -14,17 +14,34 @@ use std::path::Path;
 
 use serde_json::Value;
 
-const MODEL: &str = "model/ecs-2014-11-13.json.gz";
+/// One vendored model: where it is, the file it generates, and what its operations are
+/// signed and targeted as (`None`: the [`Operation`] trait's ECS defaults).
+struct Model {
+    path: &'static str,
+    out: &'static str,
+    service: Option<(&'static str, &'static str)>,
+}
+
+const MODELS: &[Model] = &[
+    Model { path: "model/ecs-2014-11-13.json.gz", out: "model.rs", service: None },
+    Model {
+        path: "model/logs-2014-03-28.json.gz",
+        out: "logs_model.rs",
+        service: Some(("crate::protocol::LOGS_TARGET_PREFIX", "crate::protocol::LOGS_SIGNING_NAME")),
+    },
+];
 
 fn main() {
-    println!("cargo:rerun-if-changed={MODEL}");
     println!("cargo:rerun-if-changed=build.rs");
-    let model = load_model(Path::new(MODEL));
-    let shapes = model["shapes"].as_object().expect("model has shapes");
-    let mut gen = Generator { shapes, out: String::new() };
-    gen.emit_all(&model);
     let out_dir = std::env::var("OUT_DIR").expect("cargo sets OUT_DIR");
-    std::fs::write(Path::new(&out_dir).join("model.rs"), gen.out).expect("write generated model");
+    for m in MODELS {
+        println!("cargo:rerun-if-changed={}", m.path);
+        let model = load_model(Path::new(m.path));
+        let shapes = model["shapes"].as_object().expect("model has shapes");
+        let mut gen = Generator { shapes, service: m.service, out: String::new() };
+        gen.emit_all(&model);
+        std::fs::write(Path::new(&out_dir).join(m.out), gen.out).expect("write generated model");
+    }
 }
 
 fn load_model(path: &Path) -> Value {
@@ -36,6 +53,7 @@ fn load_model(path: &Path) -> Value {
 
 struct Generator<'a> {
     shapes: &'a serde_json::Map<String, Value>,
+    service: Option<(&'static str, &'static str)>,
     out: String,
 }
 
@@ -70,7 +88,9 @@ impl Generator<'_> {
                 "::std::collections::BTreeMap<::std::string::String, {}>",
                 self.rust_type(member_target(&shape["value"]))
             ),
-            "structure" if shape.get("document").is_some() => "::serde_json::Value".into(),
+            "structure" if shape.get("document").is_some() || shape.get("exception").is_some() => {
+                "::serde_json::Value".into()
+            }
             "structure" => target.to_string(),
             other => panic!("unsupported shape type {other} for {target}"),
         }
@@ -88,7 +108,13 @@ impl Generator<'_> {
         for (wire, member) in &members {
             let target = member_target(member);
             let field = field_ident(wire);
-            let ty = self.rust_type(target);
+            // A structure that holds itself (Logs' LogFieldType) needs the indirection.
+            let recursive = target == name;
+            let ty = if recursive {
+                format!("::std::boxed::Box<{}>", self.rust_type(target))
+            } else {
+                self.rust_type(target)
+            };
             let _ = writeln!(
                 fields,
                 "    #[serde(rename = {wire:?}, default, skip_serializing_if = \"::std::option::Option::is_none\")]\n    pub {field}: ::std::option::Option<{ty}>,"
@@ -99,7 +125,7 @@ impl Generator<'_> {
             let _ = writeln!(
                 checks,
                 "        if let ::std::option::Option::Some(x) = &self.{field} {{ v.enter({wire:?}, |v| {{ {} }}); }}",
-                self.check_expr(target, "x")
+                self.check_expr(target, if recursive { "&**x" } else { "x" })
             );
         }
         let _ = write!(
@@ -130,7 +156,7 @@ impl Generator<'_> {
                 "v.length({var}.len(), {bounds}); for (k, e) in {var} {{ v.enter_key(k, |v| {{ {} }}); }}",
                 self.check_expr(member_target(&shape["value"]), "e")
             ),
-            "structure" if shape.get("document").is_none() => {
+            "structure" if shape.get("document").is_none() && shape.get("exception").is_none() => {
                 format!("crate::validate::Validate::validate({var}, v);")
             }
             _ => "let _ = v;".into(),
@@ -170,15 +196,18 @@ impl Generator<'_> {
         let mut names = Vec::new();
         let mut body = String::new();
         for (name, op) in ops {
-            let input = op["input"]["shape"].as_str().expect("every ECS operation has input");
-            let output = op["output"]["shape"].as_str().expect("every ECS operation has output");
+            let input = op["input"]["shape"].as_str().expect("every operation has input");
+            let output = op["output"]["shape"].as_str().map_or("crate::Empty".to_string(), |o| format!("super::{o}"));
+            let service = self.service.map_or(String::new(), |(prefix, signing)| {
+                format!("const TARGET_PREFIX: &'static str = {prefix};\n        const SIGNING_NAME: &'static str = {signing};\n        ")
+            });
             let _ = write!(
                 body,
                 "    /// The `{name}` operation.\n    #[derive(Debug, Clone, Copy)]\n    pub struct {name};\n    \
                  impl crate::Operation for {name} {{\n        \
-                 const NAME: &'static str = {name:?};\n        \
+                 {service}const NAME: &'static str = {name:?};\n        \
                  type Input = super::{input};\n        \
-                 type Output = super::{output};\n    }}\n\n"
+                 type Output = {output};\n    }}\n\n"
             );
             names.push(format!("{name:?}"));
         }

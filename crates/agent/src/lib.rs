@@ -12,6 +12,7 @@
 //!   and reports their true state, including exits that happened while it was away.
 //! - When the server is unreachable the agent keeps its tasks running and retries.
 
+pub mod awslogs;
 mod config;
 mod endpoints;
 mod engine;

@@ -32,6 +32,8 @@ pub enum ErrorKind {
     ResourceInUse,
     /// The resource does not exist.
     ResourceNotFound,
+    /// The resource already exists (CloudWatch Logs).
+    ResourceAlreadyExists,
     /// The service does not exist.
     ServiceNotFound,
     /// The service is not active.
@@ -76,6 +78,7 @@ impl ErrorKind {
             Self::TargetNotFound => "TargetNotFoundException",
             Self::ResourceInUse => "ResourceInUseException",
             Self::ResourceNotFound => "ResourceNotFoundException",
+            Self::ResourceAlreadyExists => "ResourceAlreadyExistsException",
             Self::ServiceNotFound => "ServiceNotFoundException",
             Self::ServiceNotActive => "ServiceNotActiveException",
             Self::UnsupportedFeature => "UnsupportedFeatureException",

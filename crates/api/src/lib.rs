@@ -23,6 +23,8 @@ pub type Timestamp = f64;
 pub trait Operation {
     /// The `X-Amz-Target` prefix: ECS's, unless the operation is berth's own.
     const TARGET_PREFIX: &'static str = protocol::ECS_TARGET_PREFIX;
+    /// The SigV4 service name requests for it are signed for.
+    const SIGNING_NAME: &'static str = protocol::ECS_SIGNING_NAME;
     /// The name after the prefix in `X-Amz-Target`.
     const NAME: &'static str;
     /// The request shape.
@@ -36,3 +38,13 @@ pub trait Operation {
 pub mod model {
     include!(concat!(env!("OUT_DIR"), "/model.rs"));
 }
+
+/// The generated shapes of the CloudWatch Logs API (`model/logs-2014-03-28.json.gz`).
+#[allow(clippy::all, missing_docs)]
+pub mod logs_model {
+    include!(concat!(env!("OUT_DIR"), "/logs_model.rs"));
+}
+
+/// The output of an operation the model gives none (CreateLogGroup): `{}` on the wire.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Empty {}

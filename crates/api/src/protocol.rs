@@ -8,6 +8,15 @@ use crate::validate::{Validate, Validator};
 /// The `X-Amz-Target` prefix of every ECS operation.
 pub const ECS_TARGET_PREFIX: &str = "AmazonEC2ContainerServiceV20141113.";
 
+/// The SigV4 service name ECS requests are signed for.
+pub const ECS_SIGNING_NAME: &str = "ecs";
+
+/// The `X-Amz-Target` prefix of every CloudWatch Logs operation.
+pub const LOGS_TARGET_PREFIX: &str = "Logs_20140328.";
+
+/// The SigV4 service name CloudWatch Logs requests are signed for.
+pub const LOGS_SIGNING_NAME: &str = "logs";
+
 /// The content type of AWS JSON 1.1 requests and answers.
 pub const JSON_CONTENT_TYPE: &str = "application/x-amz-json-1.1";
 

@@ -11,6 +11,7 @@ use tokio::signal::unix::{signal, SignalKind};
 
 mod agent;
 mod image;
+mod logs;
 
 #[derive(Parser)]
 #[command(name = "berth", version, about = "Self-hosted container orchestration that speaks the Amazon ECS API")]
@@ -32,6 +33,8 @@ enum Command {
     Shim(ShimCli),
     /// Manage the agent's image store: load archives, list, pull, push a directory as an image.
     Image(image::ImageArgs),
+    /// Print a task's output (`--follow` to keep printing until it stops).
+    Logs(logs::LogsArgs),
 }
 
 #[derive(Args)]
@@ -148,6 +151,7 @@ async fn run(command: Command) -> Result<()> {
     let (config, with_agent) = match command {
         Command::Server(a) => (a.common.config(a.data_dir)?, false),
         Command::Image(a) => return image::run(a).await,
+        Command::Logs(a) => return logs::run(a).await,
         Command::Agent(a) => return agent::run(a).await,
         Command::Shim(_) => anyhow::bail!("the shim runs before the async runtime starts"),
         Command::Dev(a) => {

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use berth_api::protocol::{ECS_TARGET_PREFIX, JSON_CONTENT_TYPE};
+use berth_api::protocol::{ECS_SIGNING_NAME, ECS_TARGET_PREFIX, JSON_CONTENT_TYPE};
 use berth_api::Operation;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -79,13 +79,13 @@ impl EcsClient {
 
     /// Builds and signs a call of ECS operation `op` with JSON `body`.
     pub fn prepare(&self, op: &str, body: Bytes) -> Result<Prepared, ClientError> {
-        self.prepare_target(&format!("{ECS_TARGET_PREFIX}{op}"), body)
+        self.prepare_target(&format!("{ECS_TARGET_PREFIX}{op}"), ECS_SIGNING_NAME, body)
     }
 
-    /// Builds and signs a call with `X-Amz-Target: target`.
-    fn prepare_target(&self, target: &str, body: Bytes) -> Result<Prepared, ClientError> {
+    /// Builds and signs (for `service`) a call with `X-Amz-Target: target`.
+    fn prepare_target(&self, target: &str, service: &str, body: Bytes) -> Result<Prepared, ClientError> {
         let signed = [("host", self.host.as_str()), ("content-type", JSON_CONTENT_TYPE), ("x-amz-target", target)];
-        let auth = self.signer.sign("POST", &self.uri_text, &signed, &body)?;
+        let auth = self.signer.sign(service, "POST", &self.uri_text, &signed, &body)?;
         let mut req = Request::builder()
             .method(Method::POST)
             .uri(self.uri.clone())
@@ -128,7 +128,7 @@ impl EcsClient {
         let json = |source| ClientError::Json { op: O::NAME.to_string(), source };
         let body = serde_json::to_vec(input).map_err(json)?;
         let target = format!("{}{}", O::TARGET_PREFIX, O::NAME);
-        let reply = self.send(self.prepare_target(&target, Bytes::from(body))?).await?;
+        let reply = self.send(self.prepare_target(&target, O::SIGNING_NAME, Bytes::from(body))?).await?;
         serde_json::from_value(decode(O::NAME, reply)?).map_err(json)
     }
 }

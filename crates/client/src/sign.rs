@@ -12,18 +12,17 @@ use aws_smithy_runtime_api::client::identity::Identity;
 #[error("signing a request: {0}")]
 pub struct SignError(String);
 
-/// Signs requests for one access key, region and service.
+/// Signs requests for one access key and region.
 pub struct Signer {
     identity: Identity,
     region: String,
-    service: String,
 }
 
 impl Signer {
-    /// A signer for the key pair in `region`, for the `ecs` service.
+    /// A signer for the key pair in `region`.
     pub fn new(access_key_id: &str, secret_access_key: &str, region: &str) -> Self {
         let credentials = Credentials::new(access_key_id, secret_access_key, None, None, "berth");
-        Self { identity: credentials.into(), region: region.to_string(), service: "ecs".to_string() }
+        Self { identity: credentials.into(), region: region.to_string() }
     }
 
     /// The region requests are signed for.
@@ -31,12 +30,14 @@ impl Signer {
         &self.region
     }
 
-    /// The headers (`x-amz-date`, `authorization`) that sign a request with `headers` and `body`.
+    /// The headers (`x-amz-date`, `authorization`) that sign a request for `service` (`ecs`,
+    /// `logs`) with `headers` and `body`.
     ///
     /// `uri` is the full request URI; `headers` are the headers to cover (the signer adds
     /// `host` from `uri` when it is absent).
     pub fn sign(
         &self,
+        service: &str,
         method: &str,
         uri: &str,
         headers: &[(&str, &str)],
@@ -46,7 +47,7 @@ impl Signer {
         let params = v4::SigningParams::builder()
             .identity(&self.identity)
             .region(&self.region)
-            .name(&self.service)
+            .name(service)
             .time(SystemTime::now())
             .settings(SigningSettings::default())
             .build()
@@ -67,7 +68,7 @@ mod tests {
     #[test]
     fn signs_with_date_and_authorization() {
         let signer = Signer::new("AKIDEXAMPLE", "secret", "us-east-1");
-        let headers = signer.sign("POST", "http://127.0.0.1:9270/", &[("x-amz-target", "X.Y")], b"{}").unwrap();
+        let headers = signer.sign("ecs", "POST", "http://127.0.0.1:9270/", &[("x-amz-target", "X.Y")], b"{}").unwrap();
         let names: Vec<_> = headers.iter().map(|(n, _)| *n).collect();
         assert!(names.contains(&"x-amz-date"));
         let auth = &headers.iter().find(|(n, _)| *n == "authorization").unwrap().1;

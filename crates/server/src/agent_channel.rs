@@ -33,8 +33,9 @@ pub async fn discover(
 /// skipped before they are decoded: every poll of every agent reads the cluster's tasks.
 async fn assigned(state: &State, cluster: &str, instance: &str) -> Result<Vec<Assignment>, ApiError> {
     let records = state.store.list(ListQuery::prefix(format!("task/{cluster}/"))).await.map_err(RecordError::from)?;
+    let finder = memchr::memmem::Finder::new(instance.as_bytes());
     let mut assignments = Vec::new();
-    for r in records.into_iter().filter(|r| mentions(&r.value, instance.as_bytes())) {
+    for r in records.into_iter().filter(|r| !instance.is_empty() && finder.find(&r.value).is_some()) {
         let s: tasks::Stored =
             serde_json::from_slice(&r.value).map_err(|source| RecordError::Decode { key: r.key.clone(), source })?;
         let on_instance = s.task.container_instance_arn.as_deref().map(container_instances::id_of) == Some(instance);
@@ -43,10 +44,6 @@ async fn assigned(state: &State, cluster: &str, instance: &str) -> Result<Vec<As
         }
     }
     Ok(assignments)
-}
-
-fn mentions(haystack: &[u8], needle: &[u8]) -> bool {
-    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 /// PollAssignments: the instance's tasks, at once if they changed since `generation`, else

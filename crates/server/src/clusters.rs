@@ -57,11 +57,13 @@ pub async fn require_active_name(state: &State, ident: Option<&str>) -> Result<S
     Ok(require_active(state, ident).await?.cluster_name.unwrap_or_default())
 }
 
+/// ECS's rule for cluster and service names: 1-255 letters, numbers, hyphens and underscores.
+pub fn is_valid_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 255 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
 fn validate_name(name: &str) -> Result<(), ApiError> {
-    let ok = !name.is_empty()
-        && name.len() <= 255
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    if ok {
+    if is_valid_name(name) {
         Ok(())
     } else {
         Err(ApiError::invalid(

@@ -15,12 +15,9 @@ use crate::credentials::SessionError;
 use crate::operations::Operations;
 use crate::state::{Call, State};
 
-/// The largest request body accepted; RegisterTaskDefinition's limit is 64 KiB, and
-/// nothing else in the ECS API comes close to this.
-pub const MAX_BODY_BYTES: usize = 1024 * 1024;
-
-/// The SigV4 service name ECS requests are signed for.
-const SIGNING_NAME: &str = "ecs";
+/// The largest request body accepted: a full PutLogEvents batch (1 MiB of messages in
+/// 10,000 events) with its JSON framing and escapes; ECS bodies stay far below it.
+pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 
 #[derive(Clone)]
 struct App {
@@ -50,16 +47,17 @@ async fn handle(AxumState(app): AxumState<App>, method: Method, uri: Uri, header
 
 async fn serve(app: &App, method: &Method, uri: &Uri, headers: &HeaderMap, body: &Bytes) -> Result<Vec<u8>, ApiError> {
     let (call, service) = authenticate(&app.state, method, uri, headers, body)?;
-    if service != SIGNING_NAME {
+    let target = target(method, headers)?;
+    let signing_name = app.ops.signing_name(target).ok_or_else(|| unknown_operation(target))?;
+    if service != signing_name {
         return Err(ApiError::new(
             ErrorKind::InvalidSignature,
-            format!("Credential should be scoped to correct service: '{SIGNING_NAME}'. "),
+            format!("Credential should be scoped to correct service: '{signing_name}'. "),
         ));
     }
-    let target = target(method, headers)?;
     let fut =
         app.ops.call(target, Arc::clone(&app.state), call.clone(), body).ok_or_else(|| unknown_operation(target))?;
-    crate::iam::ecs::authorize(&app.state, &call, target, body).await?;
+    crate::iam::ecs::authorize(&app.state, &call, signing_name, target, body).await?;
     fut.await
 }
 

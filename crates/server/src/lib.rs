@@ -2,7 +2,7 @@
 //!
 //! A request flows `front` (HTTP, SigV4, `X-Amz-Target`) -> `operations` (the table of
 //! typed handlers) -> one handler module per ECS resource family (`clusters`,
-//! `task_definitions`, `tags`, `account_settings`) -> `records` (typed reads and CAS
+//! `task_definitions`, `tags`, `account_settings`, and `logs` for the CloudWatch Logs subset) -> `records` (typed reads and CAS
 //! writes on the [`berth_store::Store`]).
 
 mod account_settings;
@@ -14,6 +14,7 @@ mod credentials;
 mod front;
 mod iam;
 mod liveness;
+mod logs;
 mod operations;
 mod pagination;
 mod placement;

@@ -8,24 +8,25 @@ use std::future::Future;
 use std::sync::Arc;
 
 use berth_api::model::ops;
-use berth_api::protocol::parse_input;
+use berth_api::protocol::{parse_input, LOGS_SIGNING_NAME};
 use berth_api::{ApiError, Operation};
 use berth_store::BoxFuture;
 
 use crate::state::{Call, State};
 use crate::{
-    account_settings, agent_channel, clusters, container_instances, services, tags, task_definitions, task_roles, tasks,
+    account_settings, agent_channel, clusters, container_instances, logs, services, tags, task_definitions, task_roles,
+    tasks,
 };
 
 type Handler = Box<dyn Fn(Arc<State>, Call, &[u8]) -> BoxFuture<'static, Result<Vec<u8>, ApiError>> + Send + Sync>;
 
-/// Operation name -> handler.
+/// Operation name -> handler, with the SigV4 service its requests must be signed for.
 pub struct Operations {
-    handlers: HashMap<String, Handler>,
+    handlers: HashMap<String, (&'static str, Handler)>,
 }
 
 impl Operations {
-    /// Every operation berth serves.
+    /// Every operation berth serves: ECS's, and the CloudWatch Logs subset.
     pub fn ecs() -> Self {
         let mut t = Self { handlers: HashMap::new() };
         t.add::<ops::CreateCluster, _, _>(clusters::create);
@@ -74,10 +75,11 @@ impl Operations {
         t.add::<ops::PutAccountSettingDefault, _, _>(account_settings::put_default);
         t.add::<ops::DeleteAccountSetting, _, _>(account_settings::delete);
         t.add::<ops::ListAccountSettings, _, _>(account_settings::list);
+        logs::operations(&mut t);
         t
     }
 
-    fn add<O, F, Fut>(&mut self, handler: F)
+    pub(crate) fn add<O, F, Fut>(&mut self, handler: F)
     where
         O: Operation,
         F: Fn(Arc<State>, Call, O::Input) -> Fut + Send + Sync + 'static,
@@ -86,15 +88,26 @@ impl Operations {
         let handler = Arc::new(handler);
         self.handlers.insert(
             format!("{}{}", O::TARGET_PREFIX, O::NAME),
-            Box::new(move |state, call, body| {
-                let input = parse_input::<O::Input>(body);
-                let handler = Arc::clone(&handler);
-                Box::pin(async move {
-                    let output = handler(state, call, input?).await?;
-                    serde_json::to_vec(&output).map_err(|e| ApiError::server(format!("encoding {}: {e}", O::NAME)))
-                })
-            }),
+            (
+                O::SIGNING_NAME,
+                Box::new(move |state, call, body| {
+                    let input = parse_input::<O::Input>(body);
+                    let input =
+                        if O::SIGNING_NAME == LOGS_SIGNING_NAME { input.map_err(logs::input_error) } else { input };
+                    let handler = Arc::clone(&handler);
+                    Box::pin(async move {
+                        let output = handler(state, call, input?).await?;
+                        serde_json::to_vec(&output).map_err(|e| ApiError::server(format!("encoding {}: {e}", O::NAME)))
+                    })
+                }),
+            ),
         );
+    }
+
+    /// The SigV4 service the operation `X-Amz-Target` names is signed for, or `None` when
+    /// berth does not serve it.
+    pub fn signing_name(&self, target: &str) -> Option<&'static str> {
+        self.handlers.get(target).map(|(name, _)| *name)
     }
 
     /// Runs the operation `X-Amz-Target` names, or `None` when berth does not serve it.
@@ -105,6 +118,6 @@ impl Operations {
         call: Call,
         body: &[u8],
     ) -> Option<BoxFuture<'static, Result<Vec<u8>, ApiError>>> {
-        self.handlers.get(target).map(|h| h(state, call, body))
+        self.handlers.get(target).map(|(_, h)| h(state, call, body))
     }
 }

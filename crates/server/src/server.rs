@@ -105,14 +105,17 @@ impl RunningServer {
         }
         let state = Arc::new(State::new(store, account, keys, endpoint.clone()));
         let controller = crate::services::controller::spawn(Arc::clone(&state), config.services.clone());
+        let sweep = tokio::spawn(crate::logs::retention::run(Arc::clone(&state)));
         let app = front::router(state, Operations::ecs());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            axum::serve(listener, app)
+            let served = axum::serve(listener, app)
                 .with_graceful_shutdown(async move {
                     let _ = stopped.await;
                 })
-                .await
+                .await;
+            sweep.abort();
+            served
         });
         Ok(Self { addr, endpoint, stop, task, controller })
     }
@@ -193,7 +196,7 @@ fn write_profile(config: &Config, admin: &credentials::AccessKey, endpoint: &str
         secret_access_key: &admin.secret_access_key,
         region: &config.region,
         endpoint_url: endpoint,
-        services: &["ecs", "iam", "sts"],
+        services: &["ecs", "iam", "sts", "cloudwatch_logs"],
     };
     auth::write_cli_profile(&profile)
         .map(|_| ())

@@ -9,6 +9,8 @@ mod report;
 mod spec;
 mod task;
 
+pub(crate) use spec::container_id;
+
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;

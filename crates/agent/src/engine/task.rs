@@ -14,6 +14,7 @@
 //! - A record in `tasks/<id>.json` lists what was started, so a restarted agent adopts the
 //!   running containers and collects the exits it missed.
 
+use crate::awslogs::Shippers;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -93,6 +94,8 @@ struct Run {
     /// The PENDING report, sent while the task prepares; awaited before the next report
     /// so the server receives them in order.
     pending_report: Option<tokio::task::JoinHandle<()>>,
+    /// The awslogs shippers of this task's containers.
+    shippers: Shippers,
 }
 
 /// Drives one task until it is STOPPED and reported.
@@ -123,6 +126,7 @@ pub async fn run(shared: Arc<Shared>, a: Assignment, mut desired: watch::Receive
         pull_started_at: None,
         pull_stopped_at: None,
         pending_report: None,
+        shippers: Shippers::default(),
         task: a.task,
     };
     let reason = run.drive(&mut desired, &mut inbox).await;
@@ -231,6 +235,7 @@ impl Run {
             let known = self.record.containers.get(&name).is_some_and(|r| r.exit.is_some());
             match self.shared.runtime.state(&id).await {
                 Ok(ContainerState::Running { .. } | ContainerState::Starting) if !known => {
+                    self.ship_logs(&c);
                     self.record.containers.entry(name.clone()).or_default().started = true;
                     self.watch_exit(&name);
                     if let Some(check) = c.health_check.clone() {
@@ -238,6 +243,7 @@ impl Run {
                     }
                 }
                 Ok(ContainerState::Exited(status)) if !known => {
+                    self.ship_logs(&c);
                     let entry = self.record.containers.entry(name).or_default();
                     entry.started = true;
                     entry.exit = Some(status);
@@ -391,11 +397,18 @@ impl Run {
         };
         self.record.containers.insert(name.clone(), record);
         self.save();
+        self.ship_logs(c);
         self.watch_exit(&name);
         if let Some(check) = c.health_check.clone() {
             tokio::spawn(health_loop(Arc::clone(&self.shared), id, name, check, self.events.clone()));
         }
         Ok(())
+    }
+
+    /// Starts shipping the container's output, when its definition says awslogs.
+    fn ship_logs(&mut self, c: &ContainerDefinition) {
+        let log = self.shared.runtime.log_path(&spec::container_id(&self.id, c.name.as_deref().unwrap_or_default()));
+        self.shippers.start(&self.shared.client, c, &self.id, log);
     }
 
     fn watch_exit(&self, name: &str) {
@@ -511,6 +524,7 @@ impl Run {
             .iter()
             .map(|c| spec::container_id(&self.id, c.name.as_deref().unwrap_or_default()))
             .collect();
+        self.shippers.drain().await;
         clean_up(&self.shared, &self.id, ids).await;
         let stopped_at = now();
         let mut report = self.snapshot("STOPPED", reason);

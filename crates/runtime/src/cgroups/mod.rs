@@ -238,6 +238,17 @@ impl Hierarchy {
         }
     }
 
+    /// Sets the CPU weight of the existing cgroup `path` (v1 `cpu.shares`, v2 `cpu.weight`).
+    pub fn set_cpu_shares(&self, path: &str, shares: u64) -> Result<(), CgroupError> {
+        let shares = shares.clamp(MIN_CPU_SHARES, MAX_CPU_SHARES);
+        match self {
+            Hierarchy::V1 { .. } => write(&self.dir("cpu", path)?.join("cpu.shares"), &shares.to_string()),
+            Hierarchy::V2 { .. } => {
+                write(&self.dir("cpu", path)?.join("cpu.weight"), &shares_to_weight(shares).to_string())
+            }
+        }
+    }
+
     /// The CFS bandwidth limit of cgroup `path` as `(quota_us, period_us)`, `None` when
     /// unlimited.
     pub fn cpu_quota(&self, path: &str) -> Result<Option<(u64, u64)>, CgroupError> {

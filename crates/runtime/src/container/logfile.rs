@@ -1,4 +1,9 @@
 //! The container log in the CRI format, size-bounded by rotation.
+//!
+//! A reader that must not lose lines (the awslogs driver in `blocking` mode) names the
+//! inode of the file it still reads in `<log>.hold`; a rotation that would delete that
+//! file (the rotated `<log>.1`) waits until the reader moved on, so the pipes fill and the
+//! container's writes block instead.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -9,6 +14,10 @@ use chrono::{SecondsFormat, Utc};
 
 /// The log rotates when a write would take it past this size (10 MiB).
 pub const LOG_MAX_BYTES: u64 = 10 * 1024 * 1024;
+/// Appended to the log's path: the file whose content names the inode a reader holds.
+pub const HOLD_SUFFIX: &str = ".hold";
+/// How often a held rotation looks again.
+const HOLD_POLL: std::time::Duration = std::time::Duration::from_millis(10);
 /// Lines longer than this are split into `P` pieces (containerd's 16 KiB).
 pub const LOG_MAX_LINE: usize = 16 * 1024;
 
@@ -68,10 +77,25 @@ impl LogFile {
     fn rotate(&mut self) -> io::Result<()> {
         let mut old = self.path.clone().into_os_string();
         old.push(".1");
+        wait_for_holder(&self.path, Path::new(&old));
         fs::rename(&self.path, &old)?;
         self.file = OpenOptions::new().create(true).append(true).open(&self.path)?;
         self.size = 0;
         Ok(())
+    }
+}
+
+/// Waits while `<log>.hold` names the inode of `old`, the file a rotation would delete.
+fn wait_for_holder(log: &Path, old: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    let mut hold = log.as_os_str().to_owned();
+    hold.push(HOLD_SUFFIX);
+    loop {
+        let held = fs::read_to_string(&hold).ok().and_then(|s| s.trim().parse::<u64>().ok());
+        if held.is_none() || held != fs::metadata(old).ok().map(|m| m.ino()) {
+            return;
+        }
+        std::thread::sleep(HOLD_POLL);
     }
 }
 
@@ -168,6 +192,32 @@ mod tests {
             ]
         );
         assert!(e.iter().all(|(s, _, _)| s == "stderr"));
+    }
+
+    #[test]
+    fn a_held_rotated_file_is_kept_until_its_reader_moves_on() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.log");
+        let mut log = LogFile::open(&path, 100).unwrap();
+        for i in 0..6 {
+            log.write_entry(Stream::Stdout, false, format!("line {i:02}").as_bytes()).unwrap();
+        }
+        let old = dir.path().join("c.log.1");
+        let held = fs::metadata(&old).unwrap().ino();
+        let hold = dir.path().join("c.log.hold");
+        fs::write(&hold, held.to_string()).unwrap();
+        let writer = std::thread::spawn(move || {
+            for i in 6..12 {
+                log.write_entry(Stream::Stdout, false, format!("line {i:02}").as_bytes()).unwrap();
+            }
+        });
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        assert_eq!(fs::metadata(&old).unwrap().ino(), held, "the held file was rotated away");
+        assert!(!writer.is_finished(), "the writer should wait");
+        fs::write(&hold, "0").unwrap();
+        writer.join().unwrap();
+        assert_ne!(fs::metadata(&old).unwrap().ino(), held);
     }
 
     #[test]

@@ -99,7 +99,7 @@ use chrono::{DateTime, Utc};
 pub use nix::sys::signal::Signal;
 use serde::{Deserialize, Serialize};
 
-pub use logfile::{LOG_MAX_BYTES, LOG_MAX_LINE};
+pub use logfile::{HOLD_SUFFIX, LOG_MAX_BYTES, LOG_MAX_LINE};
 pub use runtime::{Runtime, MAX_ID_LEN};
 pub use shim::{shim_main, ShimArgs, ShimError};
 

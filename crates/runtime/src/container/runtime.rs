@@ -135,8 +135,12 @@ impl Runtime {
         )?;
         etc_files.write(&etc).map_err(io_err(etc.clone()))?;
         built.spec.save(dir.config()).map_err(|source| RuntimeError::Spec { id: id.into(), source })?;
-        let meta =
-            Meta { id: id.into(), stop_signal: built.stop_signal.as_str().into(), cgroup_path: built.cgroup_path };
+        let meta = Meta {
+            id: id.into(),
+            stop_signal: built.stop_signal.as_str().into(),
+            cgroup_path: built.cgroup_path,
+            cpu_shares: built.cpu_shares,
+        };
         write_json_atomic(&dir.meta(), &meta).map_err(io_err(dir.meta()))?;
 
         // The lock marks the shim alive: taken here, inherited by the shim as its stdin,

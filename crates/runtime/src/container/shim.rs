@@ -154,9 +154,6 @@ impl Shim {
             Some(Err(e)) => return Err(ShimError::Io { path: self.dir.meta(), source: io::Error::other(e) }),
             None => return Err(ShimError::Io { path: self.dir.meta(), source: io::ErrorKind::NotFound.into() }),
         };
-        let hierarchy = Hierarchy::detect()
-            .map_err(|e| tracing::warn!(error = %e, "no cgroup hierarchy; OOM kills will not be detected"))
-            .ok();
         let log = Arc::new(Mutex::new(LogFile::open(&self.dir.log(), LOG_MAX_BYTES).map_err(io_err(&self.dir.log()))?));
 
         let (out_r, out_w) =
@@ -191,6 +188,10 @@ impl Shim {
             });
         }
         drop(done_tx);
+        // Read while runc runs, off the start's critical path.
+        let hierarchy = Hierarchy::detect()
+            .map_err(|e| tracing::warn!(error = %e, "no cgroup hierarchy; OOM kills will not be detected"))
+            .ok();
         let drain = |timeout: Duration| {
             let deadline = Instant::now() + timeout;
             for _ in 0..2 {
@@ -206,6 +207,9 @@ impl Shim {
         let status = run.wait().map_err(|source| ShimError::Spawn { program: self.args.runc.clone(), source })?;
         if !status.success() {
             let message = self.runc_error("run", &status.to_string());
+            return Err(self.fail(message, drain));
+        }
+        if let Err(message) = apply_cpu_shares(hierarchy.as_ref(), &meta) {
             return Err(self.fail(message, drain));
         }
         let pid_text = fs::read_to_string(self.dir.init_pid()).map_err(io_err(&self.dir.init_pid()))?;
@@ -312,6 +316,14 @@ impl Shim {
             let _ = nix::unistd::dup2_stdout(&null);
         }
     }
+}
+
+/// Gives the running container the CPU weight its spec leaves out (see
+/// `BuiltSpec::cpu_shares`), before it is reported running.
+fn apply_cpu_shares(hierarchy: Option<&Hierarchy>, meta: &Meta) -> Result<(), String> {
+    let Some(shares) = meta.cpu_shares else { return Ok(()) };
+    let hierarchy = hierarchy.ok_or("no cgroup hierarchy to set the container's CPU shares in")?;
+    hierarchy.set_cpu_shares(&meta.cgroup_path, shares).map_err(|e| format!("setting the container's CPU shares: {e}"))
 }
 
 /// The last `error`/`fatal` message in runc's JSON log.

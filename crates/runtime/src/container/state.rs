@@ -57,6 +57,9 @@ pub(crate) struct Meta {
     pub stop_signal: String,
     /// The container's cgroup path relative to the hierarchy root.
     pub cgroup_path: String,
+    /// CPU shares the shim applies once the container runs (see `BuiltSpec::cpu_shares`).
+    #[serde(default)]
+    pub cpu_shares: Option<u64>,
 }
 
 /// Writes `value` as JSON to `path` atomically: temp file, then rename.

@@ -408,6 +408,7 @@ async fn awsvpc_none_and_host_modes() {
     assert_eq!(none.namespace, Namespace::Private);
     assert!(!netns::exists(&env.netns_name("no")));
     assert_eq!((none.ipv4, none.interface, none.bindings.len()), (None, None, 0));
+    assert!(!net.recorded_tasks().unwrap().contains(&"no".to_string()), "nothing to undo, so no record");
     assert!(net.setup_task("no2", Mode::None, &[tcp(80, None)]).await.is_err());
     env.assert_gone("no2", None);
 

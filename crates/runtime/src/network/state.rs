@@ -3,8 +3,12 @@
 //! cached result that DEL needs as `prevResult`).
 //!
 //! A record is written before anything is made on the host and removed after everything is
-//! gone, each write atomic (temporary file, fsync, rename, fsync of the directory), so a
-//! crash at any point leaves either nothing or a record that `teardown_task` can finish.
+//! gone, each write atomic (temporary file, then rename), so an agent crash at any point
+//! leaves either nothing or a record that `teardown_task` can finish. Only the write before
+//! CNI ADD is also fsynced (`StateStore::save_synced`): a host crash ends namespaces, links and
+//! iptables rules, but the IPAM plugin's address files stay on disk, and the record is what
+//! frees them after a reboot. The other fsyncs cost a bridge task's start up to ~2 ms each
+//! on a disk busy with other writes.
 
 use std::fs;
 use std::io::{ErrorKind, Write};
@@ -92,7 +96,17 @@ impl StateStore {
         read(&self.path(task_id))
     }
 
+    /// Writes `record` atomically (survives an agent crash, not necessarily a host crash).
     pub(super) fn save(&self, record: &TaskRecord) -> Result<(), NetworkError> {
+        self.write(record, false)
+    }
+
+    /// Writes `record` atomically and durably (also survives a host crash).
+    pub(super) fn save_synced(&self, record: &TaskRecord) -> Result<(), NetworkError> {
+        self.write(record, true)
+    }
+
+    fn write(&self, record: &TaskRecord, synced: bool) -> Result<(), NetworkError> {
         let path = self.path(&record.task_id);
         let tmp = path.with_extension("json.tmp");
         let body = serde_json::to_vec_pretty(record)
@@ -100,20 +114,24 @@ impl StateStore {
         let write = || -> std::io::Result<()> {
             let mut f = fs::File::create(&tmp)?;
             f.write_all(&body)?;
-            f.sync_all()?;
+            if synced {
+                f.sync_all()?;
+            }
             fs::rename(&tmp, &path)?;
-            fs::File::open(&self.dir)?.sync_all()
+            if synced {
+                fs::File::open(&self.dir)?.sync_all()?;
+            }
+            Ok(())
         };
         write().map_err(|e| NetworkError::io("write task network state", &path, e))
     }
 
+    /// Removes the record (a removal lost in a host crash only repeats an idempotent teardown).
     pub(super) fn remove(&self, task_id: &str) -> Result<(), NetworkError> {
         let path = self.path(task_id);
         match fs::remove_file(&path) {
             Err(e) if e.kind() != ErrorKind::NotFound => Err(NetworkError::io("remove task network state", &path, e)),
-            _ => fs::File::open(&self.dir)
-                .and_then(|d| d.sync_all())
-                .map_err(|e| NetworkError::io("sync state directory", &self.dir, e)),
+            _ => Ok(()),
         }
     }
 

@@ -266,7 +266,7 @@ fn records_round_trip_and_list() {
     let binding =
         PortBinding { container_port: 80, host_port: 49200, protocol: Protocol::Tcp, bind_ip: "0.0.0.0".into() };
     let mut record = TaskRecord::new("t1", Mode::Bridge, Some("br-t1".into()), vec![binding]);
-    store.save(&record).unwrap();
+    store.save_synced(&record).unwrap();
     record.phase = Phase::Ready;
     store.save(&record).unwrap();
     std::fs::write(dir.path().join("tasks/t9.json.tmp"), b"half").unwrap();

@@ -14,18 +14,26 @@ use crate::clusters;
 use crate::records::{self, RecordError};
 use crate::state::{Call, State};
 
-/// Authorizes an ECS call (`target` is its `X-Amz-Target`) before its handler runs.
-pub async fn authorize(state: &State, call: &Call, target: &str, body: &[u8]) -> Result<(), ApiError> {
+/// Authorizes a JSON-protocol call before its handler runs: `service` is the SigV4 service
+/// it is signed for (`ecs` or `logs`, also the action's prefix) and `target` its
+/// `X-Amz-Target`.
+pub async fn authorize(state: &State, call: &Call, service: &str, target: &str, body: &[u8]) -> Result<(), ApiError> {
     if call.principal == state.iam.root_arn {
         return Ok(());
     }
     let operation = target.rsplit('.').next().unwrap_or(target);
-    let action = format!("ecs:{operation}");
+    let action = format!("{service}:{operation}");
     let input = serde_json::from_slice::<Map<String, Value>>(body).unwrap_or_default();
     let scope = Scope { account: &state.account, region: &call.region, input: &input };
-    let cluster = scope.cluster(operation);
+    let (cluster, resources) = if service == "ecs" {
+        let cluster = scope.cluster(operation);
+        let resources = scope.resources(operation, cluster.as_deref());
+        (cluster, resources)
+    } else {
+        (None, vec![scope.log_group()])
+    };
     let wants_tags = wants_resource_tags(state, &call.principal).await?;
-    for resource in scope.resources(operation, cluster.as_deref()) {
+    for resource in resources {
         let tags = if wants_tags { resource_tags(state, &resource).await? } else { Vec::new() };
         let mut request = Request::new(&action, resource);
         if let Some(c) = &cluster {
@@ -113,6 +121,14 @@ impl Scope<'_> {
                 Some(self.arn("cluster", "default"))
             }
             None => None,
+        }
+    }
+
+    /// A Logs call's resource: the ARN of the log group it names, else `*`.
+    fn log_group(&self) -> String {
+        match self.str("logGroupName") {
+            Some(g) => format!("arn:aws:logs:{}:{}:log-group:{g}:*", self.region, self.account),
+            None => self.str("logGroupIdentifier").map_or_else(|| "*".to_owned(), str::to_owned),
         }
     }
 

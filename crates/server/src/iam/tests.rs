@@ -63,11 +63,11 @@ async fn root_is_allowed_and_users_get_their_policies() {
     let dir = tempfile::tempdir().expect("tempdir");
     let state = state(&dir);
     let root = Call { region: "us-east-1".into(), principal: Iam::new(ACCOUNT).root_arn };
-    assert!(ecs::authorize(&state, &root, DELETE_CLUSTER, br#"{"cluster":"x"}"#).await.is_ok());
+    assert!(ecs::authorize(&state, &root, "ecs", DELETE_CLUSTER, br#"{"cluster":"x"}"#).await.is_ok());
 
     let bob = put_user(&state, "bob", &[LIST_ONLY]).await;
-    assert!(ecs::authorize(&state, &bob, LIST_CLUSTERS, b"{}").await.is_ok());
-    let denied = ecs::authorize(&state, &bob, DELETE_CLUSTER, br#"{"cluster":"x"}"#).await.expect_err("denied");
+    assert!(ecs::authorize(&state, &bob, "ecs", LIST_CLUSTERS, b"{}").await.is_ok());
+    let denied = ecs::authorize(&state, &bob, "ecs", DELETE_CLUSTER, br#"{"cluster":"x"}"#).await.expect_err("denied");
     assert_eq!(denied.kind, berth_api::ErrorKind::AccessDenied);
     assert_eq!(
         denied.message,
@@ -77,10 +77,10 @@ async fn root_is_allowed_and_users_get_their_policies() {
 
     // A policy change is seen by the next call: the cache was invalidated.
     put_user(&state, "bob", &[]).await;
-    assert!(ecs::authorize(&state, &bob, LIST_CLUSTERS, b"{}").await.is_err());
+    assert!(ecs::authorize(&state, &bob, "ecs", LIST_CLUSTERS, b"{}").await.is_err());
 
     let nobody = Call { region: "us-east-1".into(), principal: "arn:aws:iam::999999999999:user/x".into() };
-    assert!(ecs::authorize(&state, &nobody, LIST_CLUSTERS, b"{}").await.is_err());
+    assert!(ecs::authorize(&state, &nobody, "ecs", LIST_CLUSTERS, b"{}").await.is_err());
 }
 
 /// Prints the cost of authorizing one ECS call: root, and a user with a cached policy set.
@@ -106,7 +106,7 @@ async fn authorization_cost() {
         let n = 200_000u32;
         let start = Instant::now();
         for _ in 0..n {
-            assert!(ecs::authorize(&state, call, target, body).await.is_ok());
+            assert!(ecs::authorize(&state, call, "ecs", target, body).await.is_ok());
         }
         let per = start.elapsed() / n;
         println!("authorize DescribeClusters (2 clusters) as {label}: {per:?} per call");

@@ -30,7 +30,7 @@ use crate::state::{now, Call, State};
 use crate::tasks::{self, LaunchRequest};
 
 /// How long a burst of changes may gather before a pass answers it.
-const DEBOUNCE: Duration = Duration::from_millis(50);
+const DEBOUNCE: Duration = Duration::from_millis(200);
 /// Failures in a row before restarts back off.
 const BACKOFF_AFTER: usize = 3;
 /// The reason ECS gives a task stopped for failing its health checks.
@@ -521,6 +521,7 @@ async fn launch(
         propagate_tags: svc.propagate_tags.filter(|p| *p == PropagateTags::TaskDefinition),
         enable_ecs_managed_tags: svc.enable_ecs_managed_tags.unwrap_or(false),
         enable_execute_command: svc.enable_execute_command.unwrap_or(false),
+        may_be_inactive: true,
     };
     let constraints = svc.placement_constraints.as_deref().unwrap_or_default();
     let result = if plan.launch_on.is_empty() {

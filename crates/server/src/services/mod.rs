@@ -91,10 +91,7 @@ fn not_found() -> ApiError {
 }
 
 fn validate_name(name: &str) -> Result<(), ApiError> {
-    let ok = !name.is_empty()
-        && name.len() <= 255
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    if ok {
+    if clusters::is_valid_name(name) {
         Ok(())
     } else {
         Err(ApiError::invalid(
@@ -198,7 +195,7 @@ fn validate_create(req: &CreateServiceRequest, daemon: bool) -> Result<(), ApiEr
 async fn definition_arn(state: &State, reference: Option<&str>) -> Result<String, ApiError> {
     let reference =
         reference.filter(|r| !r.is_empty()).ok_or_else(|| ApiError::invalid("taskDefinition is required."))?;
-    let stored = tasks::runnable_definition(state, reference).await?;
+    let stored = tasks::runnable_definition(state, reference, false).await?;
     crate::task_roles::check(state, &stored.task_definition, None).await?;
     stored.task_definition.task_definition_arn.ok_or_else(|| ApiError::server("task definition without an ARN"))
 }

@@ -68,6 +68,9 @@ pub struct LaunchRequest {
     pub propagate_tags: Option<PropagateTags>,
     pub enable_ecs_managed_tags: bool,
     pub enable_execute_command: bool,
+    /// Whether the definition may be INACTIVE: a service keeps running (and scaling) a
+    /// definition deregistered after the service started using it, as ECS does.
+    pub may_be_inactive: bool,
 }
 
 /// Everything RunTask and StartTask share about the tasks they create, resolved.

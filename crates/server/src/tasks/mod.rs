@@ -71,6 +71,7 @@ macro_rules! launch_request {
             propagate_tags: $req.propagate_tags,
             enable_ecs_managed_tags: $req.enable_ecs_managed_tags.unwrap_or(false),
             enable_execute_command: $req.enable_execute_command.unwrap_or(false),
+            may_be_inactive: false,
         }
     };
 }
@@ -78,16 +79,22 @@ macro_rules! launch_request {
 /// Validates a RunTask/StartTask request's tags and resolves what its tasks run.
 async fn resolve_launch(state: &State, cluster: &str, r: LaunchRequest) -> Result<Launch, ApiError> {
     crate::tags::validate(r.tags.as_deref().unwrap_or_default())?;
-    let stored = runnable_definition(state, r.task_definition.as_deref().unwrap_or_default()).await?;
+    let stored =
+        runnable_definition(state, r.task_definition.as_deref().unwrap_or_default(), r.may_be_inactive).await?;
     crate::task_roles::check(state, &stored.task_definition, r.overrides.as_ref()).await?;
     Launch::new(cluster, stored, r)
 }
 
-/// The definition a RunTask/StartTask names: ACTIVE, and able to run on EC2.
-pub async fn runnable_definition(state: &State, reference: &str) -> Result<task_definitions::Stored, ApiError> {
+/// The definition a RunTask/StartTask names: ACTIVE (unless `may_be_inactive`), and able to
+/// run on EC2.
+pub async fn runnable_definition(
+    state: &State,
+    reference: &str,
+    may_be_inactive: bool,
+) -> Result<task_definitions::Stored, ApiError> {
     let stored = task_definitions::resolve_stored(state, reference).await?;
     let def = &stored.task_definition;
-    if def.status != Some(TaskDefinitionStatus::Active) {
+    if def.status != Some(TaskDefinitionStatus::Active) && !may_be_inactive {
         return Err(ApiError::client("TaskDefinition is inactive"));
     }
     let ec2 = def.compatibilities.as_deref().unwrap_or_default().contains(&berth_api::model::Compatibility::Ec2);
