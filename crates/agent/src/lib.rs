@@ -14,6 +14,7 @@
 
 pub mod awslogs;
 mod config;
+mod endpoints;
 mod engine;
 mod host;
 mod registration;
@@ -39,6 +40,9 @@ pub enum AgentError {
     /// A local file could not be read or written.
     #[error("{path}: {source}")]
     Io { path: std::path::PathBuf, source: std::io::Error },
+    /// The task endpoints (credentials, metadata) could not be served.
+    #[error(transparent)]
+    Endpoints(#[from] endpoints::EndpointError),
     /// The server endpoint or credentials are unusable.
     #[error("client: {0}")]
     Client(ClientError),
@@ -54,6 +58,7 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
     let client = Arc::new(EcsClient::new(&config.server, signer, 4).map_err(AgentError::Client)?);
     let engine = Engine::open(&config, Arc::clone(&client)).await?;
     let instance_arn = registration::register(&config, &client).await?;
+    engine.set_instance(&instance_arn);
     tracing::info!(instance = %instance_arn, cluster = %config.cluster, "container instance registered");
     let mut generation = None;
     loop {

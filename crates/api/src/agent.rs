@@ -1,12 +1,13 @@
 //! berth's agent channel: the one operation berth adds to the ECS API.
 //!
-//! The channel has two operations. An agent long-polls `BerthAgentV1.PollAssignments` (signed like any AWS JSON 1.1 call)
+//! An agent long-polls `BerthAgentV1.PollAssignments` (signed like any AWS JSON 1.1 call)
 //! for the full desired state of its container instance: every task placed on it that is
 //! not yet STOPPED, with the definition it runs. The answer comes at once when anything
 //! changed since the generation the agent last saw, else when something changes or the
 //! wait ends. The agent reports back through the ECS operations SubmitTaskStateChange and
 //! SubmitContainerStateChange, plus `BerthAgentV1.SubmitTaskDetails` for what those have no
-//! member for (a task's own address, container health). Full state, not deltas, keeps both sides level-triggered:
+//! member for (a task's own address, container health), and fetches its tasks' role
+//! credentials with `BerthAgentV1.GetTaskCredentials`. Full state, not deltas, keeps both sides level-triggered:
 //! a lost answer is repaired by the next one.
 
 use serde::{Deserialize, Serialize};
@@ -125,4 +126,56 @@ impl Operation for SubmitTaskDetails {
     const NAME: &'static str = "SubmitTaskDetails";
     type Input = SubmitTaskDetailsRequest;
     type Output = SubmitTaskDetailsResponse;
+}
+
+/// GetTaskCredentials input: the agent asks for the temporary credentials of the task
+/// role of a task placed on its own instance.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GetTaskCredentialsRequest {
+    /// The task's cluster.
+    pub cluster: Option<String>,
+    /// The asking agent's container instance (ARN or id): the task must be placed on it.
+    pub container_instance: Option<String>,
+    /// The task's ARN or id.
+    pub task: Option<String>,
+}
+
+impl Validate for GetTaskCredentialsRequest {
+    fn validate(&self, v: &mut Validator) {
+        if self.container_instance.is_none() {
+            v.missing("containerInstance");
+        }
+        if self.task.is_none() {
+            v.missing("task");
+        }
+    }
+}
+
+/// GetTaskCredentials output: a role session's credentials, as the credentials endpoint
+/// serves them to the task's containers.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GetTaskCredentialsResponse {
+    /// The task role.
+    pub role_arn: String,
+    /// `ASIA...`.
+    pub access_key_id: String,
+    /// The secret.
+    pub secret_access_key: String,
+    /// The session token.
+    pub session_token: String,
+    /// When they expire (ISO 8601, UTC).
+    pub expiration: String,
+}
+
+/// The GetTaskCredentials operation.
+#[derive(Debug, Clone, Copy)]
+pub struct GetTaskCredentials;
+
+impl Operation for GetTaskCredentials {
+    const TARGET_PREFIX: &'static str = AGENT_TARGET_PREFIX;
+    const NAME: &'static str = "GetTaskCredentials";
+    type Input = GetTaskCredentialsRequest;
+    type Output = GetTaskCredentialsResponse;
 }

@@ -25,6 +25,7 @@ mod services;
 mod state;
 mod tags;
 mod task_definitions;
+mod task_roles;
 mod tasks;
 
 pub use server::{Config, RunningServer, ServerError, DEFAULT_LISTEN};

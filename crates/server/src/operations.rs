@@ -14,7 +14,8 @@ use berth_store::BoxFuture;
 
 use crate::state::{Call, State};
 use crate::{
-    account_settings, agent_channel, clusters, container_instances, logs, services, tags, task_definitions, tasks,
+    account_settings, agent_channel, clusters, container_instances, logs, services, tags, task_definitions, task_roles,
+    tasks,
 };
 
 type Handler = Box<dyn Fn(Arc<State>, Call, &[u8]) -> BoxFuture<'static, Result<Vec<u8>, ApiError>> + Send + Sync>;
@@ -62,6 +63,7 @@ impl Operations {
         t.add::<ops::DiscoverPollEndpoint, _, _>(agent_channel::discover);
         t.add::<berth_api::agent::PollAssignments, _, _>(agent_channel::poll);
         t.add::<berth_api::agent::SubmitTaskDetails, _, _>(tasks::submit_task_details);
+        t.add::<berth_api::agent::GetTaskCredentials, _, _>(task_roles::get_credentials);
         t.add::<ops::CreateService, _, _>(services::create);
         t.add::<ops::UpdateService, _, _>(services::update);
         t.add::<ops::DeleteService, _, _>(services::delete);

@@ -24,6 +24,7 @@ use berth_runtime::network::{NetworkConfig, Networks};
 use tokio::sync::{watch, Mutex};
 
 use crate::config::AgentConfig;
+use crate::endpoints::{self, Registry};
 use crate::AgentError;
 
 /// What every runner shares.
@@ -38,6 +39,16 @@ pub(crate) struct Shared {
     pub volumes: PathBuf,
     pub containers: PathBuf,
     pub pull_policy: PullPolicy,
+    /// What the task endpoints serve.
+    pub endpoints: Arc<Registry>,
+    /// The port of the task endpoints (host-mode containers reach them on loopback).
+    pub endpoint_port: u16,
+    /// The region the agent signs for, given to containers as `AWS_REGION`.
+    pub region: String,
+    /// The server's endpoint (host-mode containers reach it directly).
+    pub server: String,
+    /// This agent's container instance ARN, once registered.
+    pub instance: std::sync::OnceLock<String>,
 }
 
 struct Runner {
@@ -98,6 +109,10 @@ impl Engine {
         let cgroups = Hierarchy::detect().map_err(|e| runtime_err("cgroups", e))?;
         let pull_policy = PullPolicy::from_ecs(&config.pull_behavior)
             .ok_or_else(|| runtime_err("ECS_IMAGE_PULL_BEHAVIOR", &config.pull_behavior))?;
+        let registry = Arc::new(Registry::default());
+        let endpoint_port =
+            endpoints::serve(Arc::clone(&registry), Arc::new(cgroups.clone()), &config.server, &config.bridge, dir)
+                .await?;
         let shared = Shared {
             client,
             cluster: config.cluster.clone(),
@@ -109,6 +124,11 @@ impl Engine {
             volumes: dir.join("volumes"),
             containers: dir.join("containers"),
             pull_policy,
+            endpoints: registry,
+            endpoint_port,
+            region: config.credentials.region.clone(),
+            server: config.server.clone(),
+            instance: std::sync::OnceLock::new(),
         };
         Ok(Self { shared: Arc::new(shared), runners: Mutex::new(Runners::default()), swept: Default::default() })
     }
@@ -140,6 +160,12 @@ impl Engine {
             task::clean_up(&self.shared, &task, ids).await;
             let _ = std::fs::remove_file(task::record_path(&self.shared, &task));
         }
+    }
+
+    /// Records the container instance this agent registered as (its tasks' credentials are
+    /// fetched in its name).
+    pub fn set_instance(&self, arn: &str) {
+        let _ = self.shared.instance.set(arn.to_string());
     }
 
     /// Converges to `assignments`: every task not STOPPED that the server placed here.

@@ -10,6 +10,11 @@ use berth_runtime::network::{PortBinding, Protocol};
 
 use super::Shared;
 
+/// Now, as the task metadata endpoint writes times (RFC 3339, nanoseconds, UTC).
+pub fn rfc3339_now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
 /// One task state report.
 #[derive(Debug, Clone, Default)]
 pub struct Report {

@@ -14,6 +14,11 @@ pub struct TaskContext<'a> {
     pub cgroup: Option<String>,
     pub net_namespace: Namespace,
     pub volumes_dir: &'a Path,
+    /// Where the container reaches the task endpoints (`http://169.254.170.2`).
+    pub endpoint_base: &'a str,
+    /// What the agent gives every container unless its definition sets it: the
+    /// credentials URI, the berth endpoint, the region.
+    pub agent_env: &'a [(String, String)],
 }
 
 /// The runtime id of a task's container: `<task id>-<name>`, or, for a name too long for
@@ -51,6 +56,18 @@ fn env(def: &ContainerDefinition, image: &Image) -> Vec<(String, String)> {
         let (Some(k), v) = (kv.name.clone(), kv.value.clone().unwrap_or_default()) else { continue };
         env.retain(|(name, _)| *name != k);
         env.push((k, v));
+    }
+    env
+}
+
+/// `env` with the agent's variables and the container's `ECS_CONTAINER_METADATA_URI_V4`
+/// added where `env` does not set them.
+fn with_agent_env(mut env: Vec<(String, String)>, ctx: &TaskContext<'_>, id: &str) -> Vec<(String, String)> {
+    let metadata = ("ECS_CONTAINER_METADATA_URI_V4".to_string(), format!("{}/v4/{id}", ctx.endpoint_base));
+    for (k, v) in ctx.agent_env.iter().cloned().chain([metadata]) {
+        if !env.iter().any(|(name, _)| *name == k) {
+            env.push((k, v));
+        }
     }
     env
 }
@@ -125,7 +142,7 @@ pub fn container_config(
         id: container_id(ctx.task_id, &name),
         rootfs,
         args: args(def, image),
-        env: env(def, image),
+        env: with_agent_env(env(def, image), ctx, &container_id(ctx.task_id, &name)),
         cwd: def.working_directory.clone().or_else(|| image.config.working_dir.clone()),
         user: def.user.clone().or_else(|| image.config.user.clone()),
         hostname: def.hostname.clone(),
@@ -222,5 +239,30 @@ mod tests {
         assert!(env.contains(&("MODE".into(), "def".into())));
         assert!(env.contains(&("PATH".into(), "/bin".into())));
         assert_eq!(env.iter().filter(|(k, _)| k == "MODE").count(), 1);
+    }
+
+    #[test]
+    fn the_agent_env_fills_in_what_the_definition_does_not_set() {
+        let def = TaskDefinition::default();
+        let agent_env = [
+            ("AWS_ENDPOINT_URL".to_string(), "http://169.254.170.2".to_string()),
+            ("AWS_REGION".to_string(), "us-east-1".to_string()),
+        ];
+        let ctx = TaskContext {
+            task_id: "t1",
+            definition: &def,
+            cgroup: None,
+            net_namespace: Namespace::default(),
+            volumes_dir: Path::new("/v"),
+            endpoint_base: "http://169.254.170.2",
+            agent_env: &agent_env,
+        };
+        let own = vec![("AWS_REGION".to_string(), "eu-west-1".to_string())];
+        let env = with_agent_env(own, &ctx, "t1-app");
+        assert!(env.contains(&("AWS_REGION".into(), "eu-west-1".into())), "the definition wins: {env:?}");
+        assert!(env.contains(&("AWS_ENDPOINT_URL".into(), "http://169.254.170.2".into())));
+        let uri = ("ECS_CONTAINER_METADATA_URI_V4".to_string(), "http://169.254.170.2/v4/t1-app".to_string());
+        assert!(env.contains(&uri), "{env:?}");
+        assert_eq!(env.iter().filter(|(k, _)| k == "AWS_REGION").count(), 1);
     }
 }

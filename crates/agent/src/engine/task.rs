@@ -30,6 +30,9 @@ use berth_runtime::network::{Mode, PortRequest, Protocol, TaskNetwork};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
 
+mod credentials;
+mod metadata;
+
 use super::report::{self, now, Report};
 use super::spec::{self, TaskContext};
 use super::Shared;
@@ -46,6 +49,8 @@ struct Record {
     containers: BTreeMap<String, ContainerRecord>,
     network: Option<TaskNetwork>,
     running_reported: bool,
+    /// The unguessable id of the task's credentials URI (tasks with a task role).
+    credentials_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -54,6 +59,9 @@ struct ContainerRecord {
     started: bool,
     exit: Option<ExitStatus>,
     reason: Option<String>,
+    /// When it was created and started (RFC 3339), for the metadata endpoint.
+    created_at: Option<String>,
+    started_at: Option<String>,
 }
 
 /// Something that happened to a container.
@@ -65,6 +73,13 @@ enum Event {
 struct Run {
     shared: Arc<Shared>,
     def: TaskDefinition,
+    /// The task as the server assigned it (ARNs, zone, tags, overrides).
+    task: berth_api::model::Task,
+    /// The last status reported, and the one wanted (for the metadata endpoint).
+    known_status: String,
+    desired_status: String,
+    /// Refreshes the task role's credentials while the task runs.
+    refresher: Option<tokio::task::JoinHandle<()>>,
     /// Task-level CPU units and MiB as the task has them (overrides applied).
     cpu: Option<String>,
     memory: Option<String>,
@@ -97,6 +112,9 @@ pub async fn run(shared: Arc<Shared>, a: Assignment, mut desired: watch::Receive
     let mut run = Run {
         shared,
         def,
+        known_status: a.task.last_status.clone().unwrap_or_else(|| "PROVISIONING".into()),
+        desired_status: a.task.desired_status.clone().unwrap_or_else(|| "RUNNING".into()),
+        refresher: None,
         cpu: a.task.cpu.clone(),
         memory: a.task.memory.clone(),
         id,
@@ -109,6 +127,7 @@ pub async fn run(shared: Arc<Shared>, a: Assignment, mut desired: watch::Receive
         pull_stopped_at: None,
         pending_report: None,
         shippers: Shippers::default(),
+        task: a.task,
     };
     let reason = run.drive(&mut desired, &mut inbox).await;
     run.finish(reason).await;
@@ -131,6 +150,7 @@ pub(super) async fn clean_up(shared: &Shared, task_id: &str, container_ids: Vec<
         let _ = cgroup.remove();
     }
     let _ = std::fs::remove_dir_all(shared.volumes.join(task_id));
+    shared.endpoints.remove(task_id);
 }
 
 pub(super) fn record_path(shared: &Shared, id: &str) -> PathBuf {
@@ -160,6 +180,7 @@ impl Run {
         if let Err(e) = ok {
             tracing::warn!(task = %self.arn, error = %e, "could not save the task record");
         }
+        self.publish();
     }
 
     /// Runs the task; answers the stopped reason when the task stops for a reason of its own.
@@ -274,6 +295,7 @@ impl Run {
             self.record.network = Some(network);
             self.save();
         }
+        self.start_credentials().await?;
         let cpu = self.cpu.as_deref().and_then(|c| c.parse().ok());
         let memory = self.memory.as_deref().and_then(|m| m.parse().ok());
         self.shared
@@ -344,12 +366,15 @@ impl Run {
         let rootfs =
             self.shared.images.mount_rootfs(&image, &dir).map_err(|e| format!("CannotCreateContainerError: {e}"))?;
         let cgroup = self.shared.cgroups.task(&self.id).ok().map(|c| c.path().to_string());
+        let (endpoint_base, agent_env) = self.agent_env();
         let ctx = TaskContext {
             task_id: &self.id,
             definition: &self.def,
             cgroup,
             net_namespace: self.record.network.as_ref().map(|n| n.namespace.clone()).unwrap_or_default(),
             volumes_dir: &self.shared.volumes,
+            endpoint_base: &endpoint_base,
+            agent_env: &agent_env,
         };
         for m in c.mount_points.iter().flatten() {
             if let Some(source) = m.source_volume.as_deref().and_then(|v| spec::volume_source(&ctx, v)) {
@@ -357,13 +382,20 @@ impl Run {
             }
         }
         let config = spec::container_config(c, &image, rootfs, &ctx);
+        let created_at = Some(report::rfc3339_now());
         if let Err(e) = self.shared.runtime.start(&config).await {
             let reason = format!("CannotStartContainerError: {e}");
             self.record.containers.insert(name, ContainerRecord { reason: Some(reason.clone()), ..Default::default() });
             self.save();
             return Err(reason);
         }
-        self.record.containers.insert(name.clone(), ContainerRecord { started: true, ..Default::default() });
+        let record = ContainerRecord {
+            started: true,
+            created_at,
+            started_at: Some(report::rfc3339_now()),
+            ..Default::default()
+        };
+        self.record.containers.insert(name.clone(), record);
         self.save();
         self.ship_logs(c);
         self.watch_exit(&name);
@@ -453,6 +485,7 @@ impl Run {
 
     /// Stops every running container, each with its stop timeout, all at once.
     async fn stop_all(&mut self) {
+        self.desired_status = "STOPPED".into();
         let mut stops = tokio::task::JoinSet::new();
         for c in self.containers() {
             let name = c.name.clone().unwrap_or_default();
@@ -483,6 +516,9 @@ impl Run {
 
     /// Cleans up and reports STOPPED; the task's record goes last, once the server has it.
     async fn finish(&mut self, reason: Option<String>) {
+        if let Some(refresher) = self.refresher.take() {
+            refresher.abort();
+        }
         let ids = self
             .containers()
             .iter()
@@ -499,6 +535,8 @@ impl Run {
     }
 
     async fn report(&mut self, status: &str, reason: Option<String>) {
+        self.known_status = status.to_string();
+        self.publish();
         self.flush_pending_report().await;
         report::send(&self.shared, &self.arn, self.snapshot(status, reason)).await;
     }
@@ -510,6 +548,33 @@ impl Run {
                 tracing::warn!(task = %self.arn, error = %e, "sending the PENDING report");
             }
         }
+    }
+
+    /// Where the containers reach the task endpoints, and the variables the agent gives
+    /// them: bridge and awsvpc tasks reach `169.254.170.2`, host-mode tasks share the
+    /// host's loopback and reach the endpoints and the server there.
+    fn agent_env(&self) -> (String, Vec<(String, String)>) {
+        let host = self.mode() == NetworkMode::Host;
+        let base = if host {
+            format!("http://127.0.0.1:{}", self.shared.endpoint_port)
+        } else {
+            format!("http://{}", crate::endpoints::ENDPOINT_IP)
+        };
+        let mut env = Vec::new();
+        if let Some(id) = &self.record.credentials_id {
+            env.push(if host {
+                ("AWS_CONTAINER_CREDENTIALS_FULL_URI".to_string(), format!("{base}/v2/credentials/{id}"))
+            } else {
+                ("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI".to_string(), format!("/v2/credentials/{id}"))
+            });
+        }
+        let server = if host { self.shared.server.clone() } else { base.clone() };
+        env.push(("AWS_ENDPOINT_URL".into(), server));
+        env.push(("AWS_REGION".into(), self.shared.region.clone()));
+        env.push(("AWS_DEFAULT_REGION".into(), self.shared.region.clone()));
+        let fargate = self.task.launch_type == Some(berth_api::model::LaunchType::Fargate);
+        env.push(("AWS_EXECUTION_ENV".into(), if fargate { "AWS_ECS_FARGATE" } else { "AWS_ECS_EC2" }.into()));
+        (base, env)
     }
 
     /// The task's status with every container's, as one idempotent report.

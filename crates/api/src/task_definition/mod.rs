@@ -51,7 +51,7 @@ use crate::model::{
 use crate::ApiError;
 
 pub use containers::validate_family;
-pub use overrides::with_overrides;
+pub use overrides::{task_role, with_overrides};
 pub use size::{fargate_memory_allowed, parse_cpu, parse_memory};
 
 /// What the server knows when registering (no I/O here).

@@ -32,3 +32,11 @@ pub fn with_overrides(
     }
     Ok(containers)
 }
+
+/// The task role in force: the overrides' `taskRoleArn`, else the definition's.
+pub fn task_role<'a>(
+    def: &'a crate::model::TaskDefinition,
+    overrides: Option<&'a crate::model::TaskOverride>,
+) -> Option<&'a str> {
+    overrides.and_then(|o| o.task_role_arn.as_deref()).or(def.task_role_arn.as_deref()).filter(|r| !r.is_empty())
+}

@@ -73,17 +73,7 @@ pub async fn issue_role_credentials(
     duration: i64,
     trustee: Trustee<'_>,
 ) -> Result<TemporaryCredentials, IssueError> {
-    let no_role = || IssueError::NoSuchRole(role_arn.to_owned());
-    let name = role_arn
-        .strip_prefix(&format!("arn:aws:iam::{}:role/", state.account))
-        .and_then(|p| p.rsplit('/').next())
-        .ok_or_else(no_role)?;
-    let (role, _) = records::get::<Role>(&*state.store, &Role::key(name)).await?.ok_or_else(no_role)?;
-    let trusted = Policy::parse_trust(&role.assume_role_policy_document)
-        .is_ok_and(|t| t.trusts(trustee.principals, &state.account, trustee.service));
-    if !trusted {
-        return Err(IssueError::NotTrusted(role_arn.to_owned()));
-    }
+    let role = trusted_role(state, role_arn, trustee).await?;
     if duration > role.max_session_duration {
         return Err(IssueError::TooLong);
     }
@@ -108,6 +98,22 @@ pub async fn issue_role_credentials(
         assumed_role_id: format!("{}:{session}", role.id),
         arn,
     })
+}
+
+/// The role `role_arn` names, if it exists and its trust policy allows `trustee`.
+pub async fn trusted_role(state: &State, role_arn: &str, trustee: Trustee<'_>) -> Result<Role, IssueError> {
+    let no_role = || IssueError::NoSuchRole(role_arn.to_owned());
+    let name = role_arn
+        .strip_prefix(&format!("arn:aws:iam::{}:role/", state.account))
+        .and_then(|p| p.rsplit('/').next())
+        .ok_or_else(no_role)?;
+    let (role, _) = records::get::<Role>(&*state.store, &Role::key(name)).await?.ok_or_else(no_role)?;
+    let trusted = Policy::parse_trust(&role.assume_role_policy_document)
+        .is_ok_and(|t| t.trusts(trustee.principals, &state.account, trustee.service));
+    if !trusted {
+        return Err(IssueError::NotTrusted(role_arn.to_owned()));
+    }
+    Ok(role)
 }
 
 /// Adds the deletion of every expired temporary key to `txn` (and forgets them), so the

@@ -190,11 +190,13 @@ fn validate_create(req: &CreateServiceRequest, daemon: bool) -> Result<(), ApiEr
     crate::tags::validate(req.tags.as_deref().unwrap_or_default())
 }
 
-/// The full ARN of the ACTIVE definition `reference` names, runnable on EC2.
+/// The full ARN of the ACTIVE definition `reference` names, runnable on EC2, with a task
+/// role ECS can assume.
 async fn definition_arn(state: &State, reference: Option<&str>) -> Result<String, ApiError> {
     let reference =
         reference.filter(|r| !r.is_empty()).ok_or_else(|| ApiError::invalid("taskDefinition is required."))?;
     let stored = tasks::runnable_definition(state, reference, false).await?;
+    crate::task_roles::check(state, &stored.task_definition, None).await?;
     stored.task_definition.task_definition_arn.ok_or_else(|| ApiError::server("task definition without an ARN"))
 }
 

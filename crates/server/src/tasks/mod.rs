@@ -81,6 +81,7 @@ async fn resolve_launch(state: &State, cluster: &str, r: LaunchRequest) -> Resul
     crate::tags::validate(r.tags.as_deref().unwrap_or_default())?;
     let stored =
         runnable_definition(state, r.task_definition.as_deref().unwrap_or_default(), r.may_be_inactive).await?;
+    crate::task_roles::check(state, &stored.task_definition, r.overrides.as_ref()).await?;
     Launch::new(cluster, stored, r)
 }
 
