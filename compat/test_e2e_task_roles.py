@@ -22,7 +22,7 @@ import pytest
 from botocore.config import Config
 
 from berthlib import REGION, BerthServer, berth_binary, expect_error, uid
-from fleet import Agent, Registry, build_rootfs, subnet, wait_registered
+from fleet import Agent, Registry, build_rootfs, retire, subnet, wait_registered
 
 CAP = 20
 CFG = Config(retries={"total_max_attempts": 1, "mode": "standard"})
@@ -96,13 +96,7 @@ def env(tmp_path_factory):
         yield {"srv": srv, "ecs": ecs, "cluster": cluster, "image": image, "agent": agent, "root": root,
                "role": role["Arn"], "ec2_role": ec2_role["Arn"]}
     finally:
-        tasks = ecs.list_tasks(cluster=cluster)["taskArns"]
-        for t in tasks:
-            ecs.stop_task(cluster=cluster, task=t)
-        if tasks:
-            ecs.get_waiter("tasks_stopped").wait(cluster=cluster, tasks=tasks,
-                                                 WaiterConfig={"Delay": 1, "MaxAttempts": 20})
-        agent.stop()
+        retire(ecs, [cluster], [agent])
         registry.stop()
         srv.stop()
 
