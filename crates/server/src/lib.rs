@@ -11,6 +11,7 @@ pub mod auth;
 mod clusters;
 mod container_instances;
 mod credentials;
+mod fargate;
 mod front;
 mod iam;
 mod liveness;
@@ -26,5 +27,6 @@ mod tags;
 mod task_definitions;
 mod tasks;
 
+pub use fargate::POOL as FARGATE_POOL;
 pub use server::{Config, RunningServer, ServerError, DEFAULT_LISTEN};
 pub use services::Timing as ServiceTiming;
