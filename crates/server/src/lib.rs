@@ -8,6 +8,7 @@
 mod account_settings;
 mod agent_channel;
 pub mod auth;
+mod capacity_providers;
 mod clusters;
 mod container_instances;
 mod credentials;
