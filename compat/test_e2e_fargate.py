@@ -15,6 +15,7 @@ import pytest
 from berthlib import BerthServer, berth_binary, profile_client, uid
 from fleet import NET_SLOT, Registry, build_rootfs, subnet
 
+SPOT_WARNING = 4
 NETWORK = {"awsvpcConfiguration": {"subnets": ["subnet-0abc"], "securityGroups": ["sg-0def"]}}
 
 
@@ -25,7 +26,7 @@ def fargate(tmp_path_factory):
     env = dict(os.environ, AWS_CONFIG_FILE=str(work / "aws-config"),
                AWS_SHARED_CREDENTIALS_FILE=str(work / "aws-credentials"))
     args = ["--fargate-capacity", "--fargate-bridge", f"bt{NET_SLOT}f", "--fargate-subnet", subnet(30),
-            "--task-healthy-after", "1"]
+            "--task-healthy-after", "1", "--fargate-spot-warning", str(SPOT_WARNING)]
     server = BerthServer(berth_binary(), work / "data", env=env, log_path=work / "server.log", args=args).start()
     registry = Registry(work)
     image = registry.push_rootfs(build_rootfs(work / "rootfs"), "busybox:fargate")
@@ -192,3 +193,29 @@ def test_capacity_provider_strategy_places_on_fargate_and_spot(fargate):
     assert all(t["launchType"] == "FARGATE" for t in out["tasks"])
     for t in out["tasks"]:
         fg["ecs"].stop_task(cluster=fg["cluster"], task=t["taskArn"])
+
+
+def test_spot_task_is_interrupted_with_a_warning_when_capacity_is_short(fargate):
+    fg, ecs = fargate, fargate["ecs"]
+    stop_everything(ecs, fg["cluster"])
+    # The managed agent offers 1024 CPU units per core: the big task fits only without the Spot one.
+    big_cpu = 2048 if (os.cpu_count() or 2) < 4 else 4096
+    # The Spot task ignores SIGTERM, so it lives out the whole warning before the SIGKILL.
+    spot = fargate_td(fg, ["sh", "-c", "trap '' TERM; sleep 600"], cpu="1024", memory="2048")
+    out = ecs.run_task(cluster=fg["cluster"], taskDefinition=spot["family"], networkConfiguration=NETWORK,
+                       capacityProviderStrategy=[{"capacityProvider": "FARGATE_SPOT", "weight": 1}])
+    [s] = [t["taskArn"] for t in out["tasks"]]
+    wait(fg, [s])
+    big = fargate_td(fg, ["sleep", "600"], cpu=str(big_cpu), memory="8192")
+    short = ecs.run_task(cluster=fg["cluster"], taskDefinition=big["family"], launchType="FARGATE",
+                         networkConfiguration=NETWORK)
+    assert short["tasks"] == [] and "Capacity is unavailable" in short["failures"][0]["reason"]
+    [t] = ecs.describe_tasks(cluster=fg["cluster"], tasks=[s])["tasks"]
+    assert t["stopCode"] == "SpotInterruption" and t["desiredStatus"] == "STOPPED"
+    [t] = wait(fg, [s], "tasks_stopped")
+    assert t["containers"][0].get("exitCode") == 137
+    assert t["stoppedAt"].timestamp() - t["stoppingAt"].timestamp() >= SPOT_WARNING - 0.5
+    again = ecs.run_task(cluster=fg["cluster"], taskDefinition=big["family"], launchType="FARGATE",
+                         networkConfiguration=NETWORK)
+    assert again["failures"] == [] and again["tasks"][0]["launchType"] == "FARGATE"
+    ecs.stop_task(cluster=fg["cluster"], task=again["tasks"][0]["taskArn"])

@@ -97,6 +97,9 @@ struct FargateArgs {
     /// Its IPv4 subnet.
     #[arg(long, default_value = "10.213.254.0/24", env = "BERTH_FARGATE_SUBNET")]
     fargate_subnet: String,
+    /// Seconds an interrupted FARGATE_SPOT task has between SIGTERM and SIGKILL.
+    #[arg(long, default_value_t = 120, env = "BERTH_FARGATE_SPOT_WARNING")]
+    fargate_spot_warning: u64,
 }
 
 /// The service controller's clocks, in seconds.
@@ -203,6 +206,7 @@ async fn run(command: Command) -> Result<()> {
             berth_agent::AgentConfig::new(endpoint.clone(), FARGATE_POOL.into(), data_dir.join("fargate"), creds);
         config.bridge = f.fargate_bridge;
         config.subnet = f.fargate_subnet;
+        config.spot_warning = std::time::Duration::from_secs(f.fargate_spot_warning);
         println!(
             "berth: Fargate capacity on {} {} (data in {})",
             config.bridge,

@@ -80,6 +80,43 @@ pub async fn task_counts(state: &State, cluster: &str) -> Result<TaskCounts, Api
     Ok(counts)
 }
 
+/// The stopped reason of an interrupted Spot task (ECS's words).
+pub const SPOT_REASON: &str = "Your Spot Task was interrupted.";
+
+/// Interrupts running FARGATE_SPOT tasks (stop code SpotInterruption; their agent gives
+/// them the Spot warning between SIGTERM and SIGKILL) until what they hold covers
+/// `copies` on-demand copies of `need` that found no room; those copies fit once the Spot
+/// tasks have stopped (a service's next pass, a RunTask retried). Answers how many.
+pub async fn interrupt_spot(state: &State, need: &tasks::Reservation, copies: usize) -> Result<usize, ApiError> {
+    let copies = i64::try_from(copies).unwrap_or(i64::MAX);
+    let (want_cpu, want_memory) = (need.cpu.saturating_mul(copies), need.memory.saturating_mul(copies));
+    let records = state.store.list(ListQuery::prefix("task/")).await.map_err(RecordError::from)?;
+    let (mut cpu, mut memory, mut interrupted) = (0, 0, 0);
+    for r in records.into_iter().filter(|r| r.value.windows(SPOT_MARK.len()).any(|w| w == SPOT_MARK)) {
+        if cpu >= want_cpu && memory >= want_memory {
+            break;
+        }
+        let s: tasks::Stored =
+            serde_json::from_slice(&r.value).map_err(|source| RecordError::Decode { key: r.key.clone(), source })?;
+        let t = &s.task;
+        if t.desired_status.as_deref() == Some("STOPPED") || t.last_status.as_deref() == Some("STOPPED") {
+            continue;
+        }
+        let Some((cluster, id)) = r.key.strip_prefix("task/").and_then(|k| k.split_once('/')) else { continue };
+        tasks::request_stop(state, cluster, id, berth_api::model::TaskStopCode::SpotInterruption, SPOT_REASON).await?;
+        cpu += s.reservation.cpu;
+        memory += s.reservation.memory;
+        interrupted += 1;
+    }
+    if interrupted > 0 {
+        state.notify_assignments();
+    }
+    Ok(interrupted)
+}
+
+/// What every FARGATE_SPOT task record holds.
+const SPOT_MARK: &[u8] = b"\"capacityProviderName\":\"FARGATE_SPOT\"";
+
 /// What every Fargate task record holds (`launchType` as stored).
 const FARGATE_MARK: &[u8] = b"\"launchType\":\"FARGATE\"";
 

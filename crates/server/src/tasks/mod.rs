@@ -146,6 +146,12 @@ pub async fn launch(
                 Err(e) if e.kind == berth_api::ErrorKind::InvalidParameter => (Vec::new(), count),
                 Err(e) => return Err(e),
             };
+        let providers = launch.fargate.as_ref().map(|f| f.providers.as_slice()).unwrap_or_default();
+        let on_demand_short =
+            providers.iter().skip(placed.len()).filter(|p| p.as_deref() != Some(fargate::FARGATE_SPOT)).count();
+        if on_demand_short > 0 {
+            fargate::interrupt_spot(state, &launch.reservation, on_demand_short).await?;
+        }
         let (tasks, mut failures) = create_all(state, call, &launch, placed).await?;
         failures.extend(std::iter::repeat_n(no_capacity(), short));
         return Ok((tasks, failures));
