@@ -166,3 +166,17 @@ def test_capacity_providers_crud(ecs):
     assert ecs.delete_capacity_provider(capacityProvider=name)["capacityProvider"]["status"] == "INACTIVE"
     expect_error(lambda: ecs.delete_capacity_provider(capacityProvider=name), "InvalidParameterException",
                  "does not exist")
+
+
+def test_start_task_runs_on_the_named_instance_whatever_the_default_strategy(ecs, cluster):
+    arn = register(ecs, cluster)["containerInstanceArn"]
+    ecs.put_cluster_capacity_providers(cluster=cluster, capacityProviders=["FARGATE"],
+                                       defaultCapacityProviderStrategy=[{"capacityProvider": "FARGATE", "weight": 1}])
+    family = uid("ec2")
+    ecs.register_task_definition(family=family, containerDefinitions=[container("app")])
+    [t] = ecs.start_task(cluster=cluster, taskDefinition=family, containerInstances=[arn])["tasks"]
+    assert t["launchType"] == "EC2" and t["containerInstanceArn"] == arn
+    # RunTask follows the default strategy, so this EC2-only definition cannot run there.
+    expect_error(lambda: ecs.run_task(cluster=cluster, taskDefinition=family), "InvalidParameterException",
+                 "does not support launch_type FARGATE")
+    ecs.stop_task(cluster=cluster, task=t["taskArn"])

@@ -263,10 +263,13 @@ pub async fn launch_on(
     request: LaunchRequest,
     instances: Vec<String>,
 ) -> Result<(Vec<Task>, Vec<Failure>), ApiError> {
+    // Named instances are EC2 capacity, whatever the cluster's default strategy says.
+    let request = LaunchRequest {
+        launch_type: Some(berth_api::model::LaunchType::Ec2),
+        capacity_provider_strategy: Vec::new(),
+        ..request
+    };
     let launch = resolve_launch(state, cluster, request, instances.len()).await?;
-    if launch.fargate.is_some() {
-        return Err(ApiError::invalid("StartTask runs tasks on container instances only; use RunTask for Fargate."));
-    }
     let mut placed = Vec::new();
     let mut failures = Vec::new();
     for ident in instances {
