@@ -100,7 +100,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="berth-bench-"))
     os.environ["AWS_CONFIG_FILE"] = str(work / "aws-config")
     os.environ["AWS_SHARED_CREDENTIALS_FILE"] = str(work / "aws-credentials")
-    fargate = ["--fargate-capacity", "--fargate-bridge", f"bt{NET_SLOT}z", "--fargate-subnet", subnet(32)]
+    fargate = ["--fargate-capacity", "--fargate-bridge", f"bt{NET_SLOT}z", "--fargate-subnet", subnet(36)]
     server = BerthServer(berth_binary(), work / "data", env=os.environ.copy(), log_path=work / "server.log",
                          args=fargate).start()
     registry = Registry(work)

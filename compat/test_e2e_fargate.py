@@ -25,7 +25,7 @@ def fargate(tmp_path_factory):
     work = tmp_path_factory.mktemp("fargate")
     env = dict(os.environ, AWS_CONFIG_FILE=str(work / "aws-config"),
                AWS_SHARED_CREDENTIALS_FILE=str(work / "aws-credentials"))
-    args = ["--fargate-capacity", "--fargate-bridge", f"bt{NET_SLOT}f", "--fargate-subnet", subnet(30),
+    args = ["--fargate-capacity", "--fargate-bridge", f"bt{NET_SLOT}f", "--fargate-subnet", subnet(35),
             "--task-healthy-after", "1", "--fargate-spot-warning", str(SPOT_WARNING)]
     server = BerthServer(berth_binary(), work / "data", env=env, log_path=work / "server.log", args=args).start()
     registry = Registry(work)
@@ -129,7 +129,7 @@ def test_fargate_task_through_the_cli_with_no_user_agent(fargate):
     [eni] = task["attachments"]
     details = {kv["name"]: kv["value"] for kv in eni["details"]}
     assert eni["type"] == "ElasticNetworkInterface" and details["subnetId"] == "subnet-0abc"
-    assert details["privateIPv4Address"].startswith(f"10.{213 + NET_SLOT}.30."), details
+    assert details["privateIPv4Address"].startswith(f"10.{213 + NET_SLOT}.35."), details
     task_id = arn.rsplit("/", 1)[1]
     # The sandbox's cgroup is sized exactly to the task: 512 units = half a core, 1024 MiB.
     period = cgroup_value("cpu", task_id, "cpu.cfs_period_us")
