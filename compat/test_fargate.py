@@ -93,6 +93,11 @@ def test_fargate_task_shape_and_hidden_capacity(ecs, cluster, capacity):
     assert {"name": "subnetId", "value": "subnet-1"} in eni["details"]
     assert ecs.list_container_instances(cluster=cluster)["containerInstanceArns"] == []
     assert POOL not in str(ecs.list_clusters()["clusterArns"])
+    assert ecs.describe_clusters(clusters=[POOL])["failures"][0]["reason"] == "MISSING"
+    expect_error(lambda: ecs.list_container_instances(cluster=POOL), "ClusterNotFoundException")
+    expect_error(lambda: ecs.run_task(cluster=POOL, taskDefinition=family, launchType="FARGATE",
+                                      networkConfiguration=NETWORK), "ClusterNotFoundException")
+    expect_error(lambda: ecs.delete_cluster(cluster=POOL), "ClusterNotFoundException")
     [c] = ecs.describe_clusters(clusters=[cluster], include=["STATISTICS"])["clusters"]
     stats = {s["name"]: s["value"] for s in c["statistics"]}
     assert c["registeredContainerInstancesCount"] == 0 and c["pendingTasksCount"] == 1

@@ -60,6 +60,15 @@ pub async fn require_active_name(state: &State, ident: Option<&str>) -> Result<S
     Ok(require_active(state, ident).await?.cluster_name.unwrap_or_default())
 }
 
+/// The name of the ACTIVE cluster a user-facing request names: as [`require_active_name`],
+/// but the Fargate pool is not a cluster users see or run on (only its agents use it).
+pub async fn require_user_cluster(state: &State, ident: Option<&str>) -> Result<String, ApiError> {
+    if name_of(ident) == crate::fargate::POOL {
+        return Err(ApiError::cluster_not_found());
+    }
+    require_active_name(state, ident).await
+}
+
 fn validate_name(name: &str) -> Result<(), ApiError> {
     let ok = !name.is_empty()
         && name.len() <= 255
@@ -251,7 +260,8 @@ pub async fn describe(
     let mut failures = Vec::new();
     for ident in idents {
         let name = name_of(Some(&ident));
-        match records::get::<Cluster>(&*state.store, &key(&name)).await? {
+        let visible = name != crate::fargate::POOL;
+        match records::get::<Cluster>(&*state.store, &key(&name)).await?.filter(|_| visible) {
             Some((c, _)) => clusters.push(view(with_counts(&state, c).await?, &include)),
             None => failures.push(Failure {
                 arn: Some(state.arn(&call, ResourceKind::Cluster, name).to_string()),
@@ -279,6 +289,7 @@ pub async fn delete(
     _call: Call,
     req: DeleteClusterRequest,
 ) -> Result<DeleteClusterResponse, ApiError> {
+    require_user_cluster(&state, req.cluster.as_deref()).await?;
     let counted = with_counts(&state, require_active(&state, req.cluster.as_deref()).await?).await?;
     if counted.registered_container_instances_count.unwrap_or(0) > 0 {
         return Err(ApiError::new(

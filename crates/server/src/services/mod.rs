@@ -244,7 +244,7 @@ pub async fn create(
     call: Call,
     req: CreateServiceRequest,
 ) -> Result<CreateServiceResponse, ApiError> {
-    let cluster = clusters::require_active_name(&state, req.cluster.as_deref()).await?;
+    let cluster = clusters::require_user_cluster(&state, req.cluster.as_deref()).await?;
     let daemon = req.scheduling_strategy == Some(SchedulingStrategy::Daemon);
     validate_create(&req, daemon)?;
     let name = req.service_name.clone().unwrap_or_default();

@@ -175,7 +175,7 @@ pub async fn launch(
 
 /// RunTask: places `count` copies on the cluster's instances by the constraints and strategies.
 pub async fn run(state: Arc<State>, call: Call, req: RunTaskRequest) -> Result<RunTaskResponse, ApiError> {
-    let cluster = clusters::require_active_name(&state, req.cluster.as_deref()).await?;
+    let cluster = clusters::require_user_cluster(&state, req.cluster.as_deref()).await?;
     let count = req.count.unwrap_or(1);
     if !(1..=10).contains(&count) {
         return Err(ApiError::invalid("count must be between 1 and 10."));
@@ -245,7 +245,7 @@ async fn remember_token(
 
 /// StartTask: one task on each named instance, without a placement strategy.
 pub async fn start(state: Arc<State>, call: Call, req: StartTaskRequest) -> Result<StartTaskResponse, ApiError> {
-    let cluster = clusters::require_active_name(&state, req.cluster.as_deref()).await?;
+    let cluster = clusters::require_user_cluster(&state, req.cluster.as_deref()).await?;
     let instances = req.container_instances.clone().unwrap_or_default();
     if instances.is_empty() || instances.len() > 10 {
         return Err(ApiError::invalid("containerInstances must name 1 to 10 container instances."));
