@@ -6,7 +6,9 @@ Prints, from one run on one machine:
   agent with ECS_IMAGE_PULL_BEHAVIOR prefer-cached, and for none on one with the default
   behaviour (which asks the registry for the tag's manifest first);
 - a bare `runc run -d` of an equivalent bundle (same rootfs, same command), median of N;
-- the ratio (target <= 1.5), and the idle RSS of a standalone `berth agent` (target <= 20 MB).
+- the ratio (target <= 1.5), and the idle RSS of a standalone `berth agent` (target <= 20 MB);
+- Fargate: RunTask with launchType FARGATE on the server's managed capacity (awsvpc, its own
+  cgroup, default pull behaviour) until RUNNING, beside EC2 mode's awsvpc on the default agent.
 
 The samples are interleaved (one bare run, then one task of each kind, N times), so that
 the load of other work on the machine weighs on both sides alike. DescribeTasks is polled
@@ -35,7 +37,7 @@ from botocore.awsrequest import AWSRequest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "compat"))
 
 from berthlib import BerthServer, berth_binary, profile_client, uid  # noqa: E402
-from fleet import Agent, Registry, build_rootfs, subnet, wait_registered  # noqa: E402
+from fleet import NET_SLOT, Agent, Registry, build_rootfs, subnet, wait_registered  # noqa: E402
 
 RUNS = int(os.environ.get("BENCH_RUNS", "20"))
 
@@ -66,11 +68,11 @@ class StatusPoller:
         return task["lastStatus"], task.get("stoppedReason")
 
 
-def time_run_task(ecs, cluster: str, family: str) -> float:
+def time_run_task(ecs, cluster: str, family: str, **launch) -> float:
     """RunTask until RUNNING; then the task is stopped and awaited, so that no teardown
     overlaps the next start (as the bare runc measure deletes its container each time)."""
     began = time.perf_counter()
-    arn = ecs.run_task(cluster=cluster, taskDefinition=family)["tasks"][0]["taskArn"]
+    arn = ecs.run_task(cluster=cluster, taskDefinition=family, **launch)["tasks"][0]["taskArn"]
     poller = StatusPoller(ecs, cluster, arn)
     elapsed = None
     while True:
@@ -106,6 +108,21 @@ def time_bare_runc(rootfs: Path, work: Path) -> float:
     return elapsed
 
 
+def fargate_rows(ecs, ec2_cluster: str, image: str) -> list[tuple[str, float]]:
+    """awsvpc tasks of one size on the EC2 agent (default pull behaviour) and on Fargate."""
+    family = uid("start-fargate")
+    ecs.register_task_definition(family=family, networkMode="awsvpc", requiresCompatibilities=["FARGATE"],
+                                 cpu="256", memory="512", containerDefinitions=[
+                                     {"name": "s", "image": image, "command": ["sleep", "600"], "stopTimeout": 1}])
+    network = {"awsvpcConfiguration": {"subnets": ["subnet-bench"]}}
+    rows = []
+    for label, cluster, launch in (("EC2", ec2_cluster, {}), ("FARGATE", ec2_cluster, {"launchType": "FARGATE"})):
+        time_run_task(ecs, cluster, family, networkConfiguration=network, **launch)
+        samples = [time_run_task(ecs, cluster, family, networkConfiguration=network, **launch) for _ in range(RUNS)]
+        rows.append((f"RunTask -> RUNNING (awsvpc, {label})", median_ms(samples)))
+    return rows
+
+
 def rss_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -117,7 +134,9 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="berth-bench-"))
     os.environ["AWS_CONFIG_FILE"] = str(work / "aws-config")
     os.environ["AWS_SHARED_CREDENTIALS_FILE"] = str(work / "aws-credentials")
-    server = BerthServer(berth_binary(), work / "data", env=os.environ.copy(), log_path=work / "server.log").start()
+    fargate = ["--fargate-capacity", "--fargate-bridge", f"bt{NET_SLOT}z", "--fargate-subnet", subnet(36)]
+    server = BerthServer(berth_binary(), work / "data", env=os.environ.copy(), log_path=work / "server.log",
+                         args=fargate).start()
     registry = Registry(work)
     rootfs = build_rootfs(work / "rootfs")
     image = registry.push_rootfs(rootfs, "busybox:bench")
@@ -134,6 +153,8 @@ def main() -> None:
     try:
         for cluster, agent in agents.values():
             wait_registered(ecs, cluster, [agent])
+        while not (server.data_dir / "fargate" / "instance-arn").exists():
+            time.sleep(0.1)
         kinds = []
         for mode, behavior in (("none", "prefer-cached"), ("bridge", "prefer-cached"), ("none", "default")):
             cluster = agents[behavior][0]
@@ -150,6 +171,7 @@ def main() -> None:
                 samples[label].append(time_run_task(ecs, cluster, family))
         bare = median_ms(bare_samples)
         rows = [(label, median_ms(samples[label])) for label, _, _ in kinds]
+        rows += fargate_rows(ecs, agents["default"][0], image)
         time.sleep(3)
         idle_rss = rss_mib(agents["prefer-cached"][1].proc.pid)
         print(f"berth task start bench: {RUNS} runs each, median; load average {os.getloadavg()[0]:.2f} at end")

@@ -55,8 +55,10 @@ class BerthServer:
     sends SIGTERM, `kill()` sends SIGKILL, `restart()` is stop()+start().
     """
 
-    def __init__(self, binary: Path, data_dir: Path, env: dict | None = None, log_path: Path | None = None):
+    def __init__(self, binary: Path, data_dir: Path, env: dict | None = None, log_path: Path | None = None,
+                 args: list[str] | None = None):
         self.binary = Path(binary)
+        self.args = list(args or [])
         self.data_dir = Path(data_dir)
         self.env = dict(env if env is not None else os.environ)
         self.log_path = Path(log_path) if log_path else self.data_dir.parent / f"{self.data_dir.name}.log"
@@ -81,7 +83,7 @@ class BerthServer:
         log.flush()
         mark = self.log_path.stat().st_size
         self.proc = subprocess.Popen(
-            [str(self.binary), "server", "--data-dir", str(self.data_dir), "--listen", listen],
+            [str(self.binary), "server", "--data-dir", str(self.data_dir), "--listen", listen, *self.args],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

@@ -112,20 +112,6 @@ class Agent:
             except subprocess.TimeoutExpired:
                 self.kill()
 
-    def reap(self) -> None:
-        """Once the agent is stopped: force-delete the containers it left running (a test that
-        ends with tasks still running must not leave them to the next run) and unmount what
-        is mounted under its data dir."""
-        root = self.data_dir / "runtime" / "runc"
-        if root.exists():
-            ids = subprocess.run(["runc", "--root", str(root), "list", "-q"], capture_output=True, text=True).stdout
-            for cid in ids.split():
-                subprocess.run(["runc", "--root", str(root), "delete", "--force", cid], capture_output=True)
-        mounts = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
-        for mnt in reversed(mounts):
-            if mnt.startswith(f"{self.data_dir}/"):
-                subprocess.run(["umount", "-l", mnt], capture_output=True)
-
     def instance_arn(self) -> str:
         return (self.data_dir / "instance-arn").read_text().strip()
 
@@ -151,6 +137,21 @@ def shim_pids(container_id: str) -> list[int]:
     return pids
 
 
+def reap(data_dir: Path) -> None:
+    """Once an agent is stopped: force-delete the containers it left running (a test that
+    ends with tasks still running must not leave them to the next run) and unmount what is
+    mounted under its data dir."""
+    root = data_dir / "runtime" / "runc"
+    if root.exists():
+        ids = subprocess.run(["runc", "--root", str(root), "list", "-q"], capture_output=True, text=True).stdout
+        for cid in ids.split():
+            subprocess.run(["runc", "--root", str(root), "delete", "--force", cid], capture_output=True)
+    mounts = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
+    for mnt in reversed(mounts):
+        if mnt.startswith(f"{data_dir}/"):
+            subprocess.run(["umount", "-l", mnt], capture_output=True)
+
+
 def retire(ecs, clusters: list[str], agents: list[Agent], timeout: float = 30.0) -> None:
     """The end of a fleet: every service deleted and every task stopped in `clusters`, waited
     for (bounded) while the agents still run so that they clean up after their tasks; then the
@@ -165,7 +166,7 @@ def retire(ecs, clusters: list[str], agents: list[Agent], timeout: float = 30.0)
         time.sleep(0.5)
     for agent in agents:
         agent.stop()
-        agent.reap()
+        reap(agent.data_dir)
 
 
 def _live_tasks(ecs, cluster: str) -> bool:

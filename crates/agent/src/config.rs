@@ -38,12 +38,17 @@ pub struct AgentConfig {
     pub pull_behavior: String,
     /// Registry credentials (`host[:port]`, user name, password) the agent pulls with.
     pub registry_credentials: Vec<(String, String, String)>,
+    /// How long a task's containers have between SIGTERM and SIGKILL when the server
+    /// interrupts a FARGATE_SPOT task (two minutes, as on Fargate).
+    pub spot_warning: std::time::Duration,
 }
 
 /// The bridge a single agent on a host uses.
 pub const DEFAULT_BRIDGE: &str = "berth0";
 /// The subnet of [`DEFAULT_BRIDGE`].
 pub const DEFAULT_SUBNET: &str = "10.213.0.0/24";
+/// The warning a Spot task gets before it is killed.
+pub const DEFAULT_SPOT_WARNING: std::time::Duration = std::time::Duration::from_secs(120);
 /// The availability zone reported when none is configured.
 pub const DEFAULT_ZONE: &str = "local-1a";
 
@@ -62,6 +67,7 @@ impl AgentConfig {
             insecure_registries: Vec::new(),
             pull_behavior: "default".into(),
             registry_credentials: Vec::new(),
+            spot_warning: DEFAULT_SPOT_WARNING,
         }
     }
 }

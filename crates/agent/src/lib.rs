@@ -19,7 +19,7 @@ mod engine;
 mod host;
 mod registration;
 
-pub use config::{AgentConfig, AgentCredentials, DEFAULT_BRIDGE, DEFAULT_SUBNET, DEFAULT_ZONE};
+pub use config::{AgentConfig, AgentCredentials, DEFAULT_BRIDGE, DEFAULT_SPOT_WARNING, DEFAULT_SUBNET, DEFAULT_ZONE};
 pub use engine::Engine;
 
 use std::sync::Arc;

@@ -96,6 +96,7 @@ impl AgentArgs {
             insecure_registries: self.insecure_registries.clone(),
             pull_behavior: self.pull_behavior.clone(),
             registry_credentials: self.registry_auth.iter().map(|a| parse_registry_auth(a)).collect::<Result<_>>()?,
+            spot_warning: berth_agent::DEFAULT_SPOT_WARNING,
         })
     }
 }

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use berth_server::{Config, RunningServer, ServiceTiming, DEFAULT_LISTEN};
+use berth_server::{Config, RunningServer, ServiceTiming, DEFAULT_LISTEN, FARGATE_POOL};
 use clap::{Args, Parser, Subcommand};
 use tokio::signal::unix::{signal, SignalKind};
 
@@ -49,6 +49,9 @@ struct ServerArgs {
     /// Directory for the store and the administrator credentials.
     #[arg(long, env = "BERTH_DATA_DIR")]
     data_dir: PathBuf,
+    /// Run Fargate capacity on this host: a managed agent that runs FARGATE tasks.
+    #[arg(long)]
+    fargate_capacity: bool,
     #[command(flatten)]
     common: CommonArgs,
 }
@@ -61,6 +64,9 @@ struct DevArgs {
     /// Run only the server (no local agent: nothing can run tasks until an agent joins).
     #[arg(long)]
     no_agent: bool,
+    /// Run no Fargate capacity (FARGATE tasks then fail to place).
+    #[arg(long)]
+    no_fargate: bool,
     #[command(flatten)]
     common: CommonArgs,
 }
@@ -81,6 +87,22 @@ struct CommonArgs {
     no_profile: bool,
     #[command(flatten)]
     services: ServiceArgs,
+    #[command(flatten)]
+    fargate: FargateArgs,
+}
+
+/// Where the Fargate capacity's tasks get their addresses (apart from the local agent's).
+#[derive(Args, Clone)]
+struct FargateArgs {
+    /// Bridge of the Fargate capacity's task network namespaces.
+    #[arg(long, default_value = "berthf0", env = "BERTH_FARGATE_BRIDGE")]
+    fargate_bridge: String,
+    /// Its IPv4 subnet.
+    #[arg(long, default_value = "10.213.254.0/24", env = "BERTH_FARGATE_SUBNET")]
+    fargate_subnet: String,
+    /// Seconds an interrupted FARGATE_SPOT task has between SIGTERM and SIGKILL.
+    #[arg(long, default_value_t = 120, env = "BERTH_FARGATE_SPOT_WARNING")]
+    fargate_spot_warning: u64,
 }
 
 /// The service controller's clocks, in seconds.
@@ -148,8 +170,11 @@ fn main() -> Result<()> {
 }
 
 async fn run(command: Command) -> Result<()> {
-    let (config, with_agent) = match command {
-        Command::Server(a) => (a.common.config(a.data_dir)?, false),
+    let (config, with_agent, fargate) = match command {
+        Command::Server(a) => {
+            let fargate = a.fargate_capacity.then(|| a.common.fargate.clone());
+            (a.common.config(a.data_dir)?, false, fargate)
+        }
         Command::Image(a) => return image::run(a).await,
         Command::Logs(a) => return logs::run(a).await,
         Command::Agent(a) => return agent::run(a).await,
@@ -159,7 +184,8 @@ async fn run(command: Command) -> Result<()> {
                 Some(d) => d,
                 None => dirs::data_dir().context("no user data directory; pass --data-dir")?.join("berth"),
             };
-            (a.common.config(dir)?, !a.no_agent)
+            let fargate = (!a.no_fargate && !a.no_agent).then(|| a.common.fargate.clone());
+            (a.common.config(dir)?, !a.no_agent, fargate)
         }
     };
     let data_dir = config.data_dir.clone();
@@ -173,14 +199,31 @@ async fn run(command: Command) -> Result<()> {
             return std::future::pending().await;
         }
         let creds = agent::credentials(Some(&data_dir.join("admin-credentials.json")), &region)?;
-        let config = berth_agent::AgentConfig::new(endpoint, "default".into(), data_dir.join("agent"), creds);
+        let config = berth_agent::AgentConfig::new(endpoint.clone(), "default".into(), data_dir.join("agent"), creds);
         println!("berth: local agent joining cluster default (data in {})", config.data_dir.display());
         berth_agent::run(config).await.context("the local agent")
+    };
+    let fargate_capacity = async {
+        let Some(f) = fargate else { return std::future::pending().await };
+        let creds = agent::credentials(Some(&data_dir.join("admin-credentials.json")), &region)?;
+        let mut config =
+            berth_agent::AgentConfig::new(endpoint.clone(), FARGATE_POOL.into(), data_dir.join("fargate"), creds);
+        config.bridge = f.fargate_bridge;
+        config.subnet = f.fargate_subnet;
+        config.spot_warning = std::time::Duration::from_secs(f.fargate_spot_warning);
+        println!(
+            "berth: Fargate capacity on {} {} (data in {})",
+            config.bridge,
+            config.subnet,
+            config.data_dir.display()
+        );
+        berth_agent::run(config).await.context("the Fargate capacity")
     };
     let mut terminate = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     tokio::select! {
         r = server.wait() => return r.context("berth server stopped"),
         r = local_agent => return r,
+        r = fargate_capacity => return r,
         r = tokio::signal::ctrl_c() => r.context("waiting for Ctrl-C")?,
         _ = terminate.recv() => {}
     }

@@ -11,6 +11,7 @@ use berth_store::ListQuery;
 
 use crate::clusters;
 use crate::container_instances;
+use crate::fargate;
 use crate::records::RecordError;
 use crate::state::{Call, State};
 use crate::tasks;
@@ -30,15 +31,17 @@ pub async fn discover(
 }
 
 /// The instance's tasks that are not STOPPED. Records that do not mention the instance id are
-/// skipped before they are decoded: every poll of every agent reads the cluster's tasks.
+/// skipped before they are decoded: every poll of every agent reads the cluster's tasks (a
+/// Fargate pool instance's tasks live in every user cluster, so it reads them all).
 async fn assigned(state: &State, cluster: &str, instance: &str) -> Result<Vec<Assignment>, ApiError> {
-    let records = state.store.list(ListQuery::prefix(format!("task/{cluster}/"))).await.map_err(RecordError::from)?;
+    let prefix = if cluster == fargate::POOL { "task/".to_string() } else { format!("task/{cluster}/") };
+    let records = state.store.list(ListQuery::prefix(prefix)).await.map_err(RecordError::from)?;
     let finder = memchr::memmem::Finder::new(instance.as_bytes());
     let mut assignments = Vec::new();
     for r in records.into_iter().filter(|r| !instance.is_empty() && finder.find(&r.value).is_some()) {
         let s: tasks::Stored =
             serde_json::from_slice(&r.value).map_err(|source| RecordError::Decode { key: r.key.clone(), source })?;
-        let on_instance = s.task.container_instance_arn.as_deref().map(container_instances::id_of) == Some(instance);
+        let on_instance = s.placed_on(cluster).map(|(_, arn)| container_instances::id_of(arn)) == Some(instance);
         if on_instance && s.task.last_status.as_deref() != Some("STOPPED") {
             assignments.push(Assignment { task: s.task, task_definition: s.definition });
         }

@@ -28,8 +28,11 @@ const DEFAULT_CLUSTER: &str = "default";
 const BUILTIN_CAPACITY_PROVIDERS: &[&str] = &["FARGATE", "FARGATE_SPOT"];
 const CONTAINER_INSIGHTS_VALUES: &[&str] = &["enabled", "disabled", "enhanced"];
 
-/// The store key of cluster `name`.
+/// The store key of cluster `name` (the Fargate pool's lies outside `cluster/`).
 pub fn key(name: &str) -> String {
+    if name == crate::fargate::POOL {
+        return crate::fargate::POOL_KEY.into();
+    }
     format!("cluster/{name}")
 }
 
@@ -60,6 +63,15 @@ pub async fn require_active_name(state: &State, ident: Option<&str>) -> Result<S
 /// ECS's rule for cluster and service names: 1-255 letters, numbers, hyphens and underscores.
 pub fn is_valid_name(name: &str) -> bool {
     !name.is_empty() && name.len() <= 255 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// The name of the ACTIVE cluster a user-facing request names: as [`require_active_name`],
+/// but the Fargate pool is not a cluster users see or run on (only its agents use it).
+pub async fn require_user_cluster(state: &State, ident: Option<&str>) -> Result<String, ApiError> {
+    if name_of(ident) == crate::fargate::POOL {
+        return Err(ApiError::cluster_not_found());
+    }
+    require_active_name(state, ident).await
 }
 
 fn validate_name(name: &str) -> Result<(), ApiError> {
@@ -180,9 +192,7 @@ pub async fn create(
 
 /// The cluster as DescribeClusters shows it with `include`.
 fn view(mut c: Cluster, include: &[ClusterField]) -> Cluster {
-    if include.contains(&ClusterField::Statistics) {
-        c.statistics = Some(statistics(&c));
-    } else {
+    if !include.contains(&ClusterField::Statistics) {
         c.statistics = Some(Vec::new());
     }
     if !include.contains(&ClusterField::Tags) {
@@ -203,23 +213,26 @@ async fn with_counts(state: &State, mut c: Cluster) -> Result<Cluster, ApiError>
     let instances = records::list_all::<ContainerInstance>(&*state.store, &format!("instance/{name}/")).await?;
     let registered: Vec<_> = instances.iter().filter(|(_, i)| i.status.as_deref() != Some(INACTIVE)).collect();
     let sum = |f: fn(&ContainerInstance) -> Option<i32>| registered.iter().map(|(_, i)| f(i).unwrap_or(0)).sum();
+    let fargate = crate::fargate::task_counts(state, &name).await?;
     c.registered_container_instances_count = Some(i32::try_from(registered.len()).unwrap_or(i32::MAX));
-    c.running_tasks_count = Some(sum(|i| i.running_tasks_count));
-    c.pending_tasks_count = Some(sum(|i| i.pending_tasks_count));
+    let (running, pending): (i32, i32) = (sum(|i| i.running_tasks_count), sum(|i| i.pending_tasks_count));
+    c.running_tasks_count = Some(running + fargate.running);
+    c.pending_tasks_count = Some(pending + fargate.pending);
     c.active_services_count = Some(crate::services::active_count(state, &name).await?);
+    c.statistics = Some(statistics(&c, &fargate));
     Ok(c)
 }
 
 /// The STATISTICS key-value pairs ECS reports, by launch type.
-fn statistics(c: &Cluster) -> Vec<KeyValuePair> {
-    let running = c.running_tasks_count.unwrap_or(0);
-    let pending = c.pending_tasks_count.unwrap_or(0);
+fn statistics(c: &Cluster, fargate: &crate::fargate::TaskCounts) -> Vec<KeyValuePair> {
+    let running = c.running_tasks_count.unwrap_or(0) - fargate.running;
+    let pending = c.pending_tasks_count.unwrap_or(0) - fargate.pending;
     let services = c.active_services_count.unwrap_or(0);
     [
         ("runningEC2TasksCount", running),
-        ("runningFargateTasksCount", 0),
+        ("runningFargateTasksCount", fargate.running),
         ("pendingEC2TasksCount", pending),
-        ("pendingFargateTasksCount", 0),
+        ("pendingFargateTasksCount", fargate.pending),
         ("runningExternalTasksCount", 0),
         ("pendingExternalTasksCount", 0),
         ("activeEC2ServiceCount", services),
@@ -249,7 +262,8 @@ pub async fn describe(
     let mut failures = Vec::new();
     for ident in idents {
         let name = name_of(Some(&ident));
-        match records::get::<Cluster>(&*state.store, &key(&name)).await? {
+        let visible = name != crate::fargate::POOL;
+        match records::get::<Cluster>(&*state.store, &key(&name)).await?.filter(|_| visible) {
             Some((c, _)) => clusters.push(view(with_counts(&state, c).await?, &include)),
             None => failures.push(Failure {
                 arn: Some(state.arn(&call, ResourceKind::Cluster, name).to_string()),
@@ -277,6 +291,7 @@ pub async fn delete(
     _call: Call,
     req: DeleteClusterRequest,
 ) -> Result<DeleteClusterResponse, ApiError> {
+    require_user_cluster(&state, req.cluster.as_deref()).await?;
     let counted = with_counts(&state, require_active(&state, req.cluster.as_deref()).await?).await?;
     if counted.registered_container_instances_count.unwrap_or(0) > 0 {
         return Err(ApiError::new(

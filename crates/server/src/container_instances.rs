@@ -263,7 +263,7 @@ pub async fn describe(
     call: Call,
     req: DescribeContainerInstancesRequest,
 ) -> Result<DescribeContainerInstancesResponse, ApiError> {
-    let cluster = clusters::require_active_name(&state, req.cluster.as_deref()).await?;
+    let cluster = clusters::require_user_cluster(&state, req.cluster.as_deref()).await?;
     let idents = req.container_instances.unwrap_or_default();
     if idents.len() > 100 {
         return Err(ApiError::invalid("containerInstances can have at most 100 items."));
@@ -319,7 +319,7 @@ pub async fn list(
     _call: Call,
     req: ListContainerInstancesRequest,
 ) -> Result<ListContainerInstancesResponse, ApiError> {
-    let cluster = clusters::require_active_name(&state, req.cluster.as_deref()).await?;
+    let cluster = clusters::require_user_cluster(&state, req.cluster.as_deref()).await?;
     let page = Page::from_request(req.max_results, req.next_token.as_deref(), 100)?;
     let filter = match req.filter.as_deref().filter(|f| !f.trim().is_empty()) {
         Some(f) => Some(query::parse(f)?),

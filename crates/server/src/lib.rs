@@ -8,9 +8,11 @@
 mod account_settings;
 mod agent_channel;
 pub mod auth;
+mod capacity_providers;
 mod clusters;
 mod container_instances;
 mod credentials;
+mod fargate;
 mod front;
 mod iam;
 mod liveness;
@@ -28,5 +30,6 @@ mod task_definitions;
 mod task_roles;
 mod tasks;
 
+pub use fargate::POOL as FARGATE_POOL;
 pub use server::{Config, RunningServer, ServerError, DEFAULT_LISTEN};
 pub use services::Timing as ServiceTiming;

@@ -14,8 +14,8 @@ use berth_store::BoxFuture;
 
 use crate::state::{Call, State};
 use crate::{
-    account_settings, agent_channel, clusters, container_instances, logs, services, tags, task_definitions, task_roles,
-    tasks,
+    account_settings, agent_channel, capacity_providers, clusters, container_instances, logs, services, tags,
+    task_definitions, task_roles, tasks,
 };
 
 type Handler = Box<dyn Fn(Arc<State>, Call, &[u8]) -> BoxFuture<'static, Result<Vec<u8>, ApiError>> + Send + Sync>;
@@ -36,6 +36,10 @@ impl Operations {
         t.add::<ops::UpdateCluster, _, _>(clusters::update);
         t.add::<ops::UpdateClusterSettings, _, _>(clusters::update_settings);
         t.add::<ops::PutClusterCapacityProviders, _, _>(clusters::put_capacity_providers);
+        t.add::<ops::CreateCapacityProvider, _, _>(capacity_providers::create);
+        t.add::<ops::UpdateCapacityProvider, _, _>(capacity_providers::update);
+        t.add::<ops::DeleteCapacityProvider, _, _>(capacity_providers::delete);
+        t.add::<ops::DescribeCapacityProviders, _, _>(capacity_providers::describe);
         t.add::<ops::RegisterTaskDefinition, _, _>(task_definitions::register);
         t.add::<ops::DescribeTaskDefinition, _, _>(task_definitions::describe);
         t.add::<ops::ListTaskDefinitions, _, _>(task_definitions::list);

@@ -55,6 +55,9 @@ pub enum ServerError {
     /// The credentials file or the CLI profile could not be written.
     #[error("writing {path}: {source}")]
     Write { path: PathBuf, source: std::io::Error },
+    /// The Fargate capacity pool's record could not be created.
+    #[error("creating the Fargate capacity pool: {0}")]
+    Pool(String),
     /// Serving HTTP failed.
     #[error("serving HTTP: {0}")]
     Serve(std::io::Error),
@@ -104,6 +107,7 @@ impl RunningServer {
             write_profile(&config, &admin, &endpoint)?;
         }
         let state = Arc::new(State::new(store, account, keys, endpoint.clone()));
+        crate::fargate::ensure_pool(&state, &config.region).await.map_err(|e| ServerError::Pool(e.message))?;
         let controller = crate::services::controller::spawn(Arc::clone(&state), config.services.clone());
         let sweep = tokio::spawn(crate::logs::retention::run(Arc::clone(&state)));
         let app = front::router(state, Operations::ecs());

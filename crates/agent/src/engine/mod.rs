@@ -49,10 +49,25 @@ pub(crate) struct Shared {
     pub server: String,
     /// This agent's container instance ARN, once registered.
     pub instance: std::sync::OnceLock<String>,
+    pub spot_warning: std::time::Duration,
+}
+
+/// What the server wants of a task: its desired status, and for a Spot interruption the
+/// warning its containers get between SIGTERM and SIGKILL (instead of their stopTimeout).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Desired {
+    pub status: String,
+    pub warning: Option<std::time::Duration>,
+}
+
+impl Desired {
+    pub fn stop(&self) -> bool {
+        self.status == "STOPPED"
+    }
 }
 
 struct Runner {
-    desired: watch::Sender<String>,
+    desired: watch::Sender<Desired>,
     done: tokio::task::JoinHandle<()>,
 }
 
@@ -129,6 +144,7 @@ impl Engine {
             region: config.credentials.region.clone(),
             server: config.server.clone(),
             instance: std::sync::OnceLock::new(),
+            spot_warning: config.spot_warning,
         };
         Ok(Self { shared: Arc::new(shared), runners: Mutex::new(Runners::default()), swept: Default::default() })
     }
@@ -188,7 +204,11 @@ impl Engine {
             if runners.finished.contains(&arn) {
                 continue;
             }
-            let desired = a.task.desired_status.clone().unwrap_or_else(|| "RUNNING".into());
+            let spot = a.task.stop_code == Some(berth_api::model::TaskStopCode::SpotInterruption);
+            let desired = Desired {
+                status: a.task.desired_status.clone().unwrap_or_else(|| "RUNNING".into()),
+                warning: spot.then_some(self.shared.spot_warning),
+            };
             match runners.live.get(&arn) {
                 Some(r) => {
                     r.desired.send_if_modified(|d| std::mem::replace(d, desired.clone()) != desired);

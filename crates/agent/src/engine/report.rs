@@ -29,7 +29,7 @@ pub struct Report {
 /// Sends `report` for `task_arn`.
 pub async fn send(shared: &Shared, task_arn: &str, report: Report) {
     let request = SubmitTaskStateChangeRequest {
-        cluster: Some(shared.cluster.clone()),
+        cluster: Some(cluster_of(shared, task_arn)),
         task: Some(task_arn.to_string()),
         status: Some(report.status.clone()),
         reason: report.reason,
@@ -44,9 +44,17 @@ pub async fn send(shared: &Shared, task_arn: &str, report: Report) {
 
 /// Sends what ECS's state changes cannot carry: the task's address, container health.
 pub async fn send_details(shared: &Shared, task_arn: &str, mut details: SubmitTaskDetailsRequest) {
-    details.cluster = Some(shared.cluster.clone());
+    details.cluster = Some(cluster_of(shared, task_arn));
     details.task = Some(task_arn.to_string());
     submit::<SubmitTaskDetails>(shared, task_arn, &details).await;
+}
+
+/// The cluster a task belongs to, from its ARN (`task/CLUSTER/ID`): the agent's own, except
+/// on Fargate capacity, whose tasks live in their users' clusters.
+fn cluster_of(shared: &Shared, task_arn: &str) -> String {
+    berth_api::Arn::parse(task_arn)
+        .and_then(|a| a.id.split_once('/').map(|(cluster, _)| cluster.to_string()))
+        .unwrap_or_else(|| shared.cluster.clone())
 }
 
 /// Calls `O`, retrying while the server is unreachable or failing; a call the server

@@ -35,7 +35,7 @@ mod metadata;
 
 use super::report::{self, now, Report};
 use super::spec::{self, TaskContext};
-use super::Shared;
+use super::{Desired, Shared};
 
 /// ECS's default stop timeout (`ECS_CONTAINER_STOP_TIMEOUT`).
 const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -99,7 +99,7 @@ struct Run {
 }
 
 /// Drives one task until it is STOPPED and reported.
-pub async fn run(shared: Arc<Shared>, a: Assignment, mut desired: watch::Receiver<String>) {
+pub async fn run(shared: Arc<Shared>, a: Assignment, mut desired: watch::Receiver<Desired>) {
     let (events, mut inbox) = mpsc::channel(64);
     let arn = a.task.task_arn.clone().unwrap_or_default();
     let id = arn.rsplit('/').next().unwrap_or_default().to_string();
@@ -186,23 +186,24 @@ impl Run {
     /// Runs the task; answers the stopped reason when the task stops for a reason of its own.
     async fn drive(
         &mut self,
-        desired: &mut watch::Receiver<String>,
+        desired: &mut watch::Receiver<Desired>,
         inbox: &mut mpsc::Receiver<Event>,
     ) -> Option<String> {
         self.adopt().await;
         if let Err(reason) = self.prepare().await {
-            self.stop_all().await;
+            self.stop_all(None).await;
             return Some(reason);
         }
         loop {
             // The value may have been STOPPED from the start (a StopTask while the agent was
             // away), which `changed()` would never announce.
-            if *desired.borrow_and_update() == "STOPPED" {
-                self.stop_all().await;
+            let now_desired = desired.borrow_and_update().clone();
+            if now_desired.stop() {
+                self.stop_all(now_desired.warning).await;
                 return None;
             }
             if let Some(reason) = self.start_ready().await {
-                self.stop_all().await;
+                self.stop_all(None).await;
                 return Some(reason);
             }
             self.report_running_once().await;
@@ -211,14 +212,15 @@ impl Run {
             }
             tokio::select! {
                 changed = desired.changed() => {
-                    if changed.is_err() || *desired.borrow() == "STOPPED" {
-                        self.stop_all().await;
+                    let now_desired = desired.borrow().clone();
+                    if changed.is_err() || now_desired.stop() {
+                        self.stop_all(now_desired.warning).await;
                         return None;
                     }
                 }
                 Some(event) = inbox.recv() => {
                     if let Some(reason) = self.on_event(event).await {
-                        self.stop_all().await;
+                        self.stop_all(None).await;
                         return Some(reason);
                     }
                 }
@@ -483,8 +485,9 @@ impl Run {
         }
     }
 
-    /// Stops every running container, each with its stop timeout, all at once.
-    async fn stop_all(&mut self) {
+    /// Stops every running container, each with its stop timeout (or the Spot `warning`),
+    /// all at once.
+    async fn stop_all(&mut self, warning: Option<Duration>) {
         self.desired_status = "STOPPED".into();
         let mut stops = tokio::task::JoinSet::new();
         for c in self.containers() {
@@ -492,8 +495,9 @@ impl Run {
             if !self.record.containers.get(&name).is_some_and(|r| r.started && r.exit.is_none()) {
                 continue;
             }
-            let timeout =
-                c.stop_timeout.and_then(|s| u64::try_from(s).ok()).map_or(DEFAULT_STOP_TIMEOUT, Duration::from_secs);
+            let timeout = warning.unwrap_or_else(|| {
+                c.stop_timeout.and_then(|s| u64::try_from(s).ok()).map_or(DEFAULT_STOP_TIMEOUT, Duration::from_secs)
+            });
             let shared = Arc::clone(&self.shared);
             let id = spec::container_id(&self.id, &name);
             stops.spawn(async move { (name, shared.runtime.stop(&id, timeout).await) });

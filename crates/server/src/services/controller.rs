@@ -173,8 +173,16 @@ struct World {
     cluster: String,
     tasks: HashMap<String, Vec<tasks::Stored>>,
     instances: HashMap<String, ContainerInstance>,
+    /// The Fargate capacity (pool instances) its Fargate tasks run on.
+    capacity: HashMap<String, ContainerInstance>,
     protected: HashSet<String>,
     lost: HashSet<String>,
+}
+
+/// The cluster's container instances by ARN.
+async fn instances_of(state: &State, cluster: &str) -> Result<HashMap<String, ContainerInstance>, ApiError> {
+    let list = records::list_all::<ContainerInstance>(&*state.store, &format!("instance/{cluster}/")).await?;
+    Ok(list.into_iter().map(|(_, i)| (i.container_instance_arn.clone().unwrap_or_default(), i)).collect())
 }
 
 impl World {
@@ -185,13 +193,10 @@ impl World {
                 by_group.entry(g).or_default().push(t);
             }
         }
-        let instances = records::list_all::<ContainerInstance>(&*state.store, &format!("instance/{cluster}/"))
-            .await?
-            .into_iter()
-            .map(|(_, i)| (i.container_instance_arn.clone().unwrap_or_default(), i))
-            .collect();
+        let instances = instances_of(state, cluster).await?;
+        let capacity = instances_of(state, crate::fargate::POOL).await?;
         let protected = tasks::protection::protected_ids(state, cluster).await?;
-        Ok(Self { cluster: cluster.to_string(), tasks: by_group, instances, protected, lost: lost.clone() })
+        Ok(Self { cluster: cluster.to_string(), tasks: by_group, instances, capacity, protected, lost: lost.clone() })
     }
 
     fn views(&self, service: &Stored, timing: &Timing, at: f64) -> Vec<TaskView> {
@@ -202,9 +207,10 @@ impl World {
 
     fn view(&self, stored: &tasks::Stored, timing: &Timing, grace: f64, at: f64) -> TaskView {
         let t = &stored.task;
-        let instance = t.container_instance_arn.clone().unwrap_or_default();
+        let instance = stored.placed_on(&self.cluster).map(|(_, arn)| arn.to_string()).unwrap_or_default();
         let lost = self.lost.contains(&instance);
-        let active_instance = self.instances.get(&instance).is_some_and(|i| i.status.as_deref() == Some("ACTIVE"));
+        let on = self.instances.get(&instance).or_else(|| self.capacity.get(&instance));
+        let active_instance = on.is_some_and(|i| i.status.as_deref() == Some("ACTIVE"));
         let last = t.last_status.as_deref().unwrap_or_default();
         let asked_to_stop = t.desired_status.as_deref() == Some("STOPPED");
         let stopped = last == "STOPPED";
@@ -365,9 +371,13 @@ fn roll_back(s: &mut Stored, name: &str, target: &Deployment) {
     let td = target.task_definition.clone().unwrap_or_default();
     let desired = s.service.desired_count.unwrap_or(0);
     let reason = format!("ECS deployment circuit breaker: rolling back to deploymentId {old}.");
+    s.service.deployments.get_or_insert_with(Vec::new).iter_mut().for_each(deployments::retire);
+    let platform = deployments::Platform::of(&s.service);
     let list = s.service.deployments.get_or_insert_with(Vec::new);
-    list.iter_mut().for_each(deployments::retire);
-    list.insert(0, deployments::new_primary(&td, desired, target.network_configuration.clone(), Some(reason)));
+    list.insert(
+        0,
+        deployments::new_primary(&td, desired, target.network_configuration.clone(), Some(reason), &platform),
+    );
     s.service.task_definition = Some(td);
     s.control.steady = false;
     events::push(&mut s.service, events::rolling_back(name, &old));
@@ -522,6 +532,10 @@ async fn launch(
         enable_ecs_managed_tags: svc.enable_ecs_managed_tags.unwrap_or(false),
         enable_execute_command: svc.enable_execute_command.unwrap_or(false),
         may_be_inactive: true,
+        launch_type: svc.launch_type,
+        capacity_provider_strategy: svc.capacity_provider_strategy.clone().unwrap_or_default(),
+        network_configuration: primary.network_configuration.clone(),
+        platform_version: svc.platform_version.clone(),
     };
     let constraints = svc.placement_constraints.as_deref().unwrap_or_default();
     let result = if plan.launch_on.is_empty() {

@@ -3,8 +3,8 @@
 //! circuit breaker's threshold.
 
 use berth_api::model::{
-    Deployment, DeploymentCircuitBreaker, DeploymentConfiguration, DeploymentRolloutState, LaunchType,
-    NetworkConfiguration,
+    CapacityProviderStrategyItem, Deployment, DeploymentCircuitBreaker, DeploymentConfiguration,
+    DeploymentRolloutState, LaunchType, NetworkConfiguration, Service,
 };
 use rand::Rng;
 
@@ -20,12 +20,34 @@ fn new_id() -> String {
     format!("ecs-svc/{}", rand::rng().random_range(1_000_000_000_000_000_000u64..=9_223_372_036_854_775_807))
 }
 
+/// Where a service's tasks run, as its deployments report it.
+#[derive(Debug, Clone, Default)]
+pub struct Platform {
+    pub launch_type: Option<LaunchType>,
+    pub capacity_provider_strategy: Option<Vec<CapacityProviderStrategyItem>>,
+    pub platform_version: Option<String>,
+    pub platform_family: Option<String>,
+}
+
+impl Platform {
+    /// The service's.
+    pub fn of(s: &Service) -> Self {
+        Self {
+            launch_type: s.launch_type,
+            capacity_provider_strategy: s.capacity_provider_strategy.clone(),
+            platform_version: s.platform_version.clone(),
+            platform_family: s.platform_family.clone(),
+        }
+    }
+}
+
 /// A new PRIMARY deployment of `task_definition`, IN_PROGRESS, with no tasks yet.
 pub fn new_primary(
     task_definition: &str,
     desired: i32,
     network: Option<NetworkConfiguration>,
     reason: Option<String>,
+    platform: &Platform,
 ) -> Deployment {
     let id = new_id();
     let at = now();
@@ -40,7 +62,10 @@ pub fn new_primary(
         failed_tasks: Some(0),
         created_at: Some(at),
         updated_at: Some(at),
-        launch_type: Some(LaunchType::Ec2),
+        launch_type: platform.launch_type,
+        capacity_provider_strategy: platform.capacity_provider_strategy.clone(),
+        platform_version: platform.platform_version.clone(),
+        platform_family: platform.platform_family.clone(),
         network_configuration: network,
         rollout_state: Some(DeploymentRolloutState::InProgress),
         ..Default::default()

@@ -17,8 +17,8 @@ use std::sync::Arc;
 use berth_api::model::{
     CreateServiceRequest, CreateServiceResponse, DeleteServiceRequest, DeleteServiceResponse, Deployment,
     DeploymentConfiguration, DeploymentController, DeploymentControllerType, DescribeServicesRequest,
-    DescribeServicesResponse, LaunchType, ListServicesRequest, ListServicesResponse, PropagateTags, SchedulingStrategy,
-    Service, ServiceField, UpdateServiceRequest, UpdateServiceResponse,
+    DescribeServicesResponse, LaunchType, ListServicesRequest, ListServicesResponse, NetworkConfiguration,
+    PropagateTags, SchedulingStrategy, Service, ServiceField, UpdateServiceRequest, UpdateServiceResponse,
 };
 use berth_api::{ApiError, Arn, ErrorKind, ResourceKind};
 use serde::{Deserialize, Serialize};
@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 pub use controller::Timing;
 
 use crate::clusters;
+use crate::fargate;
 use crate::pagination::{self, Page};
 use crate::records::{self, Decision};
 use crate::scheduler::{Constraint, Strategy};
@@ -162,12 +163,6 @@ fn check_supported(req: &CreateServiceRequest) -> Result<(), ApiError> {
 fn validate_create(req: &CreateServiceRequest, daemon: bool) -> Result<(), ApiError> {
     validate_name(req.service_name.as_deref().unwrap_or_default())?;
     check_supported(req)?;
-    if req.launch_type.is_some() && req.capacity_provider_strategy.as_ref().is_some_and(|s| !s.is_empty()) {
-        return Err(ApiError::invalid(
-            "Specifying both a launch type and capacity provider strategy is not supported.",
-        ));
-    }
-    tasks::check_launch_type(req.launch_type, req.capacity_provider_strategy.as_ref().is_some_and(|s| !s.is_empty()))?;
     if daemon {
         if req.desired_count.is_some() {
             return Err(ApiError::invalid(
@@ -190,14 +185,55 @@ fn validate_create(req: &CreateServiceRequest, daemon: bool) -> Result<(), ApiEr
     crate::tags::validate(req.tags.as_deref().unwrap_or_default())
 }
 
-/// The full ARN of the ACTIVE definition `reference` names, runnable on EC2, with a task
-/// role ECS can assume.
-async fn definition_arn(state: &State, reference: Option<&str>) -> Result<String, ApiError> {
+/// The full ARN of the ACTIVE definition `reference` names, runnable where `platform` says
+/// (on Fargate with the service's `network`), with a task role ECS can assume.
+async fn definition_arn(
+    state: &State,
+    reference: Option<&str>,
+    platform: &deployments::Platform,
+    network: Option<&NetworkConfiguration>,
+) -> Result<String, ApiError> {
     let reference =
         reference.filter(|r| !r.is_empty()).ok_or_else(|| ApiError::invalid("taskDefinition is required."))?;
-    let stored = tasks::runnable_definition(state, reference, false).await?;
+    let fargate = platform.launch_type == Some(LaunchType::Fargate) || platform.capacity_provider_strategy.is_some();
+    let target = if fargate { fargate::Target::Fargate { providers: Vec::new() } } else { fargate::Target::Ec2 };
+    let stored = tasks::runnable_definition(state, reference, &target, false).await?;
     crate::task_roles::check(state, &stored.task_definition, None).await?;
+    if fargate {
+        fargate::check_launch(&stored.task_definition, network)?;
+    }
     stored.task_definition.task_definition_arn.ok_or_else(|| ApiError::server("task definition without an ARN"))
+}
+
+/// Where a new service's tasks run: its launch type or strategy, else the cluster's default
+/// strategy, else EC2; on Fargate with the platform version resolved.
+async fn platform_of(
+    state: &State,
+    cluster: &str,
+    req: &CreateServiceRequest,
+    daemon: bool,
+) -> Result<deployments::Platform, ApiError> {
+    let default = clusters::require_active(state, Some(cluster)).await?.default_capacity_provider_strategy;
+    let given = req.capacity_provider_strategy.clone().filter(|s| !s.is_empty());
+    let target = fargate::target(
+        req.launch_type,
+        given.as_deref().unwrap_or_default(),
+        default.as_deref().unwrap_or_default(),
+        1,
+    )?;
+    if target == fargate::Target::Ec2 {
+        return Ok(deployments::Platform { launch_type: Some(LaunchType::Ec2), ..Default::default() });
+    }
+    if daemon {
+        return Err(ApiError::invalid("The daemon scheduling strategy is not supported with the FARGATE launch type."));
+    }
+    let strategy = if req.launch_type.is_some() { None } else { given.or(default) };
+    Ok(deployments::Platform {
+        launch_type: req.launch_type,
+        capacity_provider_strategy: strategy,
+        platform_version: Some(fargate::platform_version(req.platform_version.as_deref())?),
+        platform_family: Some(fargate::PLATFORM_FAMILY.into()),
+    })
 }
 
 /// CreateService: a new ACTIVE service with one PRIMARY deployment; the controller starts its tasks.
@@ -206,12 +242,14 @@ pub async fn create(
     call: Call,
     req: CreateServiceRequest,
 ) -> Result<CreateServiceResponse, ApiError> {
-    let cluster = clusters::require_active_name(&state, req.cluster.as_deref()).await?;
+    let cluster = clusters::require_user_cluster(&state, req.cluster.as_deref()).await?;
     let daemon = req.scheduling_strategy == Some(SchedulingStrategy::Daemon);
     validate_create(&req, daemon)?;
     let name = req.service_name.clone().unwrap_or_default();
-    let task_definition = definition_arn(&state, req.task_definition.as_deref()).await?;
-    let service = new_service(&state, &call, &cluster, &name, &req, &task_definition, daemon);
+    let platform = platform_of(&state, &cluster, &req, daemon).await?;
+    let task_definition =
+        definition_arn(&state, req.task_definition.as_deref(), &platform, req.network_configuration.as_ref()).await?;
+    let service = new_service(&state, &call, &cluster, &name, &req, &task_definition, &platform);
     validate_placement(&service, daemon)?;
     let stored = Stored { service, client_token: req.client_token.clone(), control: Control::default() };
     let token = req.client_token.clone();
@@ -236,10 +274,11 @@ fn new_service(
     name: &str,
     req: &CreateServiceRequest,
     task_definition: &str,
-    daemon: bool,
+    platform: &deployments::Platform,
 ) -> Service {
+    let daemon = req.scheduling_strategy == Some(SchedulingStrategy::Daemon);
     let desired = req.desired_count.unwrap_or(0);
-    let primary = deployments::new_primary(task_definition, desired, req.network_configuration.clone(), None);
+    let primary = deployments::new_primary(task_definition, desired, req.network_configuration.clone(), None, platform);
     Service {
         service_arn: Some(state.arn(call, ResourceKind::Service, format!("{cluster}/{name}")).to_string()),
         service_name: Some(name.to_string()),
@@ -250,7 +289,10 @@ fn new_service(
         desired_count: Some(desired),
         running_count: Some(0),
         pending_count: Some(0),
-        launch_type: Some(LaunchType::Ec2),
+        launch_type: platform.launch_type,
+        capacity_provider_strategy: platform.capacity_provider_strategy.clone(),
+        platform_version: platform.platform_version.clone(),
+        platform_family: platform.platform_family.clone(),
         task_definition: Some(task_definition.to_string()),
         deployment_configuration: Some(deployments::with_defaults(req.deployment_configuration.clone(), daemon)),
         created_at: primary.created_at,
@@ -288,9 +330,18 @@ pub async fn update(
         req.service.clone().filter(|s| !s.is_empty()).ok_or_else(|| ApiError::invalid("service is required."))?;
     validate_count(req.desired_count)?;
     validate_grace_period(req.health_check_grace_period_seconds)?;
-    tasks::check_launch_type(None, req.capacity_provider_strategy.as_ref().is_some_and(|s| !s.is_empty()))?;
+    if req.capacity_provider_strategy.as_ref().is_some_and(|s| !s.is_empty()) || req.platform_version.is_some() {
+        return Err(ApiError::new(
+            ErrorKind::UnsupportedFeature,
+            "berth does not change a service's capacityProviderStrategy or platformVersion; create a new service.",
+        ));
+    }
+    let current =
+        records::get::<Stored>(&*state.store, &key(&cluster, name_of(&ident))).await?.ok_or_else(not_found)?.0;
+    let network = req.network_configuration.as_ref().or(current.service.network_configuration.as_ref());
+    let platform = deployments::Platform::of(&current.service);
     let task_definition = match req.task_definition.as_deref() {
-        Some(r) => Some(definition_arn(&state, Some(r)).await?),
+        Some(r) => Some(definition_arn(&state, Some(r), &platform, network).await?),
         None => None,
     };
     let answer = records::update(&*state.store, &key(&cluster, name_of(&ident)), |current: Option<Stored>| {
@@ -352,11 +403,12 @@ fn apply_update(
     s.health_check_grace_period_seconds = req.health_check_grace_period_seconds.or(s.health_check_grace_period_seconds);
     s.enable_execute_command = req.enable_execute_command.or(s.enable_execute_command);
     let desired = s.desired_count.unwrap_or(0);
+    let platform = deployments::Platform::of(s);
+    let td = s.task_definition.clone().unwrap_or_default();
     let list = s.deployments.get_or_insert_with(Vec::new);
     if redeploy {
         list.iter_mut().for_each(deployments::retire);
-        let td = s.task_definition.clone().unwrap_or_default();
-        list.insert(0, deployments::new_primary(&td, desired, s.network_configuration.clone(), None));
+        list.insert(0, deployments::new_primary(&td, desired, s.network_configuration.clone(), None, &platform));
     } else if let Some(primary) = list.first_mut() {
         primary.desired_count = Some(desired);
         primary.updated_at = Some(now());

@@ -70,7 +70,13 @@ async fn put_task(state: &State, id: &str, role: Option<String>, instance: &str,
         last_status: Some(status.into()),
         ..Default::default()
     };
-    let stored = tasks::Stored { task, definition: definition(role), reservation: Default::default() };
+    let stored = tasks::Stored {
+        task,
+        definition: definition(role),
+        reservation: Default::default(),
+        capacity: None,
+        network: None,
+    };
     let txn = Txn::new().put(tasks::key("c", id), records::encode(&stored).expect("encodes"), Expect::Absent);
     state.store.commit(txn).await.expect("task stored");
 }

@@ -1,11 +1,13 @@
 //! Turning a task definition, its overrides and a placement into a new ECS `Task`.
 
 use berth_api::model::{
-    Container, ContainerDefinition, LaunchType, NetworkMode, PropagateTags, Tag, Task, TaskDefinition, TaskOverride,
+    AwsVpcConfiguration, CapacityProviderStrategyItem, Container, ContainerDefinition, EphemeralStorage, LaunchType,
+    NetworkConfiguration, NetworkMode, PropagateTags, Tag, Task, TaskDefinition, TaskOverride,
 };
 use berth_api::task_definition::{parse_cpu, parse_memory, with_overrides};
 use berth_api::{ApiError, ResourceKind};
 
+use crate::fargate;
 use crate::placement;
 use crate::scheduler::{Demand, RequiredAttribute};
 use crate::state::{now, Call, State};
@@ -71,6 +73,30 @@ pub struct LaunchRequest {
     /// Whether the definition may be INACTIVE: a service keeps running (and scaling) a
     /// definition deregistered after the service started using it, as ECS does.
     pub may_be_inactive: bool,
+    pub launch_type: Option<LaunchType>,
+    pub capacity_provider_strategy: Vec<CapacityProviderStrategyItem>,
+    pub network_configuration: Option<NetworkConfiguration>,
+    pub platform_version: Option<String>,
+}
+
+/// What a Fargate launch adds: the task's network and platform, and each copy's provider.
+pub struct FargateLaunch {
+    /// The awsvpc configuration its ENI reports.
+    pub network: AwsVpcConfiguration,
+    /// The named platform version (`LATEST` resolved).
+    pub platform_version: String,
+    /// The capacity provider of each copy (none for `launchType: FARGATE`).
+    pub providers: Vec<Option<String>>,
+}
+
+/// Where one copy of a launch runs.
+pub struct Placed<'a> {
+    /// The container instance (a pool instance for Fargate).
+    pub instance_arn: &'a str,
+    /// Its availability zone.
+    pub zone: Option<String>,
+    /// The Fargate capacity provider of this copy.
+    pub provider: Option<&'a str>,
 }
 
 /// Everything RunTask and StartTask share about the tasks they create, resolved.
@@ -85,6 +111,8 @@ pub struct Launch {
     pub enable_execute_command: bool,
     /// What each task reserves on its instance.
     pub reservation: Reservation,
+    /// Set when the tasks run on Fargate capacity.
+    pub fargate: Option<FargateLaunch>,
 }
 
 impl Launch {
@@ -101,9 +129,23 @@ impl Launch {
         placement::demand(&self.reservation, &self.group, requires)
     }
 
-    /// Resolves a request: the definition (with its tags), the reservation, the group, the tags.
-    pub fn new(cluster: &str, stored: task_definitions::Stored, r: LaunchRequest) -> Result<Self, ApiError> {
+    /// Resolves a request: the definition (with its tags), the reservation, the group, the
+    /// tags, and on `target` Fargate what ECS checks of a Fargate launch.
+    pub fn new(
+        cluster: &str,
+        stored: task_definitions::Stored,
+        r: LaunchRequest,
+        target: fargate::Target,
+    ) -> Result<Self, ApiError> {
         let definition = stored.task_definition;
+        let fargate = match target {
+            fargate::Target::Ec2 => None,
+            fargate::Target::Fargate { providers } => Some(FargateLaunch {
+                network: fargate::check_launch(&definition, r.network_configuration.as_ref())?,
+                platform_version: fargate::platform_version(r.platform_version.as_deref())?,
+                providers,
+            }),
+        };
         let reservation = reservation(&definition, r.overrides.as_ref())?;
         let family = definition.family.clone().unwrap_or_default();
         let tags =
@@ -117,11 +159,21 @@ impl Launch {
             tags,
             enable_execute_command: r.enable_execute_command,
             reservation,
+            fargate,
         })
     }
 
-    /// A new PROVISIONING task on `instance_arn` (with its availability zone).
-    pub fn task(&self, state: &State, call: &Call, instance_arn: &str, zone: Option<String>) -> Result<Task, ApiError> {
+    /// The cluster whose instances run the tasks: the user's, or the Fargate pool.
+    pub fn capacity_cluster(&self) -> &str {
+        if self.fargate.is_some() {
+            fargate::POOL
+        } else {
+            &self.cluster
+        }
+    }
+
+    /// A new PROVISIONING task where `placed` says.
+    pub fn task(&self, state: &State, call: &Call, placed: &Placed<'_>) -> Result<Task, ApiError> {
         let id = uuid::Uuid::new_v4().simple().to_string();
         let task_arn = state.arn(call, ResourceKind::Task, format!("{}/{id}", self.cluster)).to_string();
         let containers = with_overrides(&self.definition, self.overrides.as_ref())?
@@ -129,12 +181,12 @@ impl Launch {
             .map(|c| container(state, call, &self.cluster, &id, &task_arn, c))
             .collect();
         let (cpu, memory) = task_size(&self.definition, self.overrides.as_ref())?;
-        Ok(Task {
+        let task = Task {
             attachments: Some(Vec::new()),
             attributes: Some(Vec::new()),
-            availability_zone: zone,
+            availability_zone: placed.zone.clone(),
             cluster_arn: Some(state.arn(call, ResourceKind::Cluster, &self.cluster).to_string()),
-            container_instance_arn: Some(instance_arn.to_string()),
+            container_instance_arn: Some(placed.instance_arn.to_string()),
             containers: Some(containers),
             cpu: cpu.map(|c| c.to_string()),
             created_at: Some(now()),
@@ -155,7 +207,37 @@ impl Launch {
             task_definition_arn: self.definition.task_definition_arn.clone(),
             version: Some(1),
             ..Default::default()
+        };
+        Ok(match &self.fargate {
+            None => task,
+            Some(f) => self.on_fargate(task, f, placed.provider),
         })
+    }
+
+    /// A task as ECS reports one on Fargate: no instance, the platform, the provider, the
+    /// ephemeral storage, and an ENI attachment that is created before the task starts.
+    fn on_fargate(&self, task: Task, f: &FargateLaunch, provider: Option<&str>) -> Task {
+        let size = self.definition.ephemeral_storage.as_ref().and_then(|e| e.size_in_gi_b);
+        let subnet = f.network.subnets.iter().flatten().next().cloned().unwrap_or_default();
+        let detail =
+            |name: &str, value: String| berth_api::model::KeyValuePair { name: Some(name.into()), value: Some(value) };
+        Task {
+            container_instance_arn: None,
+            launch_type: Some(LaunchType::Fargate),
+            capacity_provider_name: provider.map(str::to_string),
+            platform_version: Some(f.platform_version.clone()),
+            platform_family: Some(fargate::PLATFORM_FAMILY.into()),
+            ephemeral_storage: Some(EphemeralStorage {
+                size_in_gi_b: Some(size.unwrap_or(fargate::DEFAULT_EPHEMERAL_GIB)),
+            }),
+            attachments: Some(vec![berth_api::model::Attachment {
+                id: Some(uuid::Uuid::new_v4().to_string()),
+                r#type: Some("ElasticNetworkInterface".into()),
+                status: Some("PRECREATED".into()),
+                details: Some(vec![detail("subnetId", subnet)]),
+            }]),
+            ..task
+        }
     }
 }
 

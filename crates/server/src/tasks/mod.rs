@@ -13,9 +13,9 @@ mod reports;
 use std::sync::Arc;
 
 use berth_api::model::{
-    ContainerInstance, DescribeTasksRequest, DescribeTasksResponse, Failure, LaunchType, ListTasksRequest,
-    ListTasksResponse, RunTaskRequest, RunTaskResponse, StartTaskRequest, StartTaskResponse, StopTaskRequest,
-    StopTaskResponse, Task, TaskDefinition, TaskDefinitionStatus, TaskField, TaskStopCode,
+    ContainerInstance, DescribeTasksRequest, DescribeTasksResponse, Failure, ListTasksRequest, ListTasksResponse,
+    RunTaskRequest, RunTaskResponse, StartTaskRequest, StartTaskResponse, StopTaskRequest, StopTaskResponse, Task,
+    TaskDefinition, TaskDefinitionStatus, TaskField, TaskStopCode,
 };
 use berth_api::{ApiError, Arn, ResourceKind};
 use berth_store::{Expect, StoreError, Txn};
@@ -28,7 +28,7 @@ use crate::container_instances;
 use crate::pagination::{self, Page};
 use crate::records::{self, Decision, RecordError};
 use crate::state::{now, Call, State};
-use crate::{clusters, task_definitions};
+use crate::{clusters, fargate, task_definitions};
 use launch::Launch;
 pub use launch::LaunchRequest;
 
@@ -45,6 +45,22 @@ pub struct Stored {
     pub definition: TaskDefinition,
     /// What it holds on its instance until it is STOPPED.
     pub reservation: Reservation,
+    /// The Fargate pool instance that runs it (a Fargate task has no `containerInstanceArn`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<String>,
+    /// A Fargate task's awsvpc configuration: its ENI's subnets and security groups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<berth_api::model::AwsVpcConfiguration>,
+}
+
+impl Stored {
+    /// The cluster and ARN of the instance that holds the task's reservation.
+    pub fn placed_on<'a>(&'a self, cluster: &'a str) -> Option<(&'a str, &'a str)> {
+        match &self.capacity {
+            Some(arn) => Some((crate::fargate::POOL, arn)),
+            None => self.task.container_instance_arn.as_deref().map(|arn| (cluster, arn)),
+        }
+    }
 }
 
 /// The store key of task `id` in `cluster`.
@@ -71,25 +87,34 @@ macro_rules! launch_request {
             propagate_tags: $req.propagate_tags,
             enable_ecs_managed_tags: $req.enable_ecs_managed_tags.unwrap_or(false),
             enable_execute_command: $req.enable_execute_command.unwrap_or(false),
+            launch_type: None,
+            capacity_provider_strategy: Vec::new(),
+            network_configuration: $req.network_configuration.clone(),
+            platform_version: None,
             may_be_inactive: false,
         }
     };
 }
 
-/// Validates a RunTask/StartTask request's tags and resolves what its tasks run.
-async fn resolve_launch(state: &State, cluster: &str, r: LaunchRequest) -> Result<Launch, ApiError> {
+/// Validates a RunTask/StartTask request's tags and resolves what its `count` tasks run and
+/// where (the request's launch type or strategy, else the cluster's default strategy).
+async fn resolve_launch(state: &State, cluster: &str, r: LaunchRequest, count: usize) -> Result<Launch, ApiError> {
     crate::tags::validate(r.tags.as_deref().unwrap_or_default())?;
-    let stored =
-        runnable_definition(state, r.task_definition.as_deref().unwrap_or_default(), r.may_be_inactive).await?;
+    let default = clusters::require_active(state, Some(cluster)).await?.default_capacity_provider_strategy;
+    let target =
+        fargate::target(r.launch_type, &r.capacity_provider_strategy, default.as_deref().unwrap_or_default(), count)?;
+    let reference = r.task_definition.as_deref().unwrap_or_default();
+    let stored = runnable_definition(state, reference, &target, r.may_be_inactive).await?;
     crate::task_roles::check(state, &stored.task_definition, r.overrides.as_ref()).await?;
-    Launch::new(cluster, stored, r)
+    Launch::new(cluster, stored, r, target)
 }
 
 /// The definition a RunTask/StartTask names: ACTIVE (unless `may_be_inactive`), and able to
-/// run on EC2.
+/// run on EC2 when that is the target (Fargate's checks need the request too: [`Launch::new`]).
 pub async fn runnable_definition(
     state: &State,
     reference: &str,
+    target: &fargate::Target,
     may_be_inactive: bool,
 ) -> Result<task_definitions::Stored, ApiError> {
     let stored = task_definitions::resolve_stored(state, reference).await?;
@@ -98,20 +123,10 @@ pub async fn runnable_definition(
         return Err(ApiError::client("TaskDefinition is inactive"));
     }
     let ec2 = def.compatibilities.as_deref().unwrap_or_default().contains(&berth_api::model::Compatibility::Ec2);
-    if !ec2 {
+    if *target == fargate::Target::Ec2 && !ec2 {
         return Err(ApiError::client("Task definition does not support launch_type EC2."));
     }
     Ok(stored)
-}
-
-pub fn check_launch_type(launch_type: Option<LaunchType>, has_strategy: bool) -> Result<(), ApiError> {
-    match launch_type {
-        None | Some(LaunchType::Ec2) if !has_strategy => Ok(()),
-        _ => Err(ApiError::new(
-            berth_api::ErrorKind::UnsupportedFeature,
-            "This cluster has no capacity for that launch type or capacity provider strategy; berth runs EC2 launch-type tasks on registered container instances.",
-        )),
-    }
 }
 
 /// Places `count` copies of what `request` describes on the cluster's instances (the
@@ -126,7 +141,25 @@ pub async fn launch(
     constraints: &[berth_api::model::PlacementConstraint],
     strategies: &[berth_api::model::PlacementStrategy],
 ) -> Result<(Vec<Task>, Vec<Failure>), ApiError> {
-    let launch = resolve_launch(state, cluster, request).await?;
+    let launch = resolve_launch(state, cluster, request, count).await?;
+    if launch.fargate.is_some() {
+        let (placed, short) =
+            match state.placements.place(state, fargate::POOL, &launch.demand(), count, &[], &[]).await {
+                Ok(outcome) => (outcome.placed, outcome.failures.len()),
+                // No managed capacity at all: every copy fails as when it is all taken.
+                Err(e) if e.kind == berth_api::ErrorKind::InvalidParameter => (Vec::new(), count),
+                Err(e) => return Err(e),
+            };
+        let providers = launch.fargate.as_ref().map(|f| f.providers.as_slice()).unwrap_or_default();
+        let on_demand_short =
+            providers.iter().skip(placed.len()).filter(|p| p.as_deref() != Some(fargate::FARGATE_SPOT)).count();
+        if on_demand_short > 0 {
+            fargate::interrupt_spot(state, &launch.reservation, on_demand_short).await?;
+        }
+        let (tasks, mut failures) = create_all(state, call, &launch, placed).await?;
+        failures.extend(std::iter::repeat_n(no_capacity(), short));
+        return Ok((tasks, failures));
+    }
     let mut constraints = constraints.to_vec();
     constraints.extend(launch.definition.placement_constraints.iter().flatten().map(|c| {
         berth_api::model::PlacementConstraint {
@@ -146,20 +179,25 @@ pub async fn launch(
 
 /// RunTask: places `count` copies on the cluster's instances by the constraints and strategies.
 pub async fn run(state: Arc<State>, call: Call, req: RunTaskRequest) -> Result<RunTaskResponse, ApiError> {
-    let cluster = clusters::require_active_name(&state, req.cluster.as_deref()).await?;
+    let cluster = clusters::require_user_cluster(&state, req.cluster.as_deref()).await?;
     let count = req.count.unwrap_or(1);
     if !(1..=10).contains(&count) {
         return Err(ApiError::invalid("count must be between 1 and 10."));
     }
-    check_launch_type(req.launch_type, req.capacity_provider_strategy.as_ref().is_some_and(|s| !s.is_empty()))?;
     if let Some(previous) = idempotent_answer(&state, &cluster, req.client_token.as_deref()).await? {
         return Ok(previous);
     }
+    let request = LaunchRequest {
+        launch_type: req.launch_type,
+        capacity_provider_strategy: req.capacity_provider_strategy.clone().unwrap_or_default(),
+        platform_version: req.platform_version.clone(),
+        ..launch_request!(req)
+    };
     let (tasks, failures) = launch(
         &state,
         &call,
         &cluster,
-        launch_request!(req),
+        request,
         count as usize,
         req.placement_constraints.as_deref().unwrap_or_default(),
         req.placement_strategy.as_deref().unwrap_or_default(),
@@ -211,7 +249,7 @@ async fn remember_token(
 
 /// StartTask: one task on each named instance, without a placement strategy.
 pub async fn start(state: Arc<State>, call: Call, req: StartTaskRequest) -> Result<StartTaskResponse, ApiError> {
-    let cluster = clusters::require_active_name(&state, req.cluster.as_deref()).await?;
+    let cluster = clusters::require_user_cluster(&state, req.cluster.as_deref()).await?;
     let instances = req.container_instances.clone().unwrap_or_default();
     if instances.is_empty() || instances.len() > 10 {
         return Err(ApiError::invalid("containerInstances must name 1 to 10 container instances."));
@@ -229,7 +267,13 @@ pub async fn launch_on(
     request: LaunchRequest,
     instances: Vec<String>,
 ) -> Result<(Vec<Task>, Vec<Failure>), ApiError> {
-    let launch = resolve_launch(state, cluster, request).await?;
+    // Named instances are EC2 capacity, whatever the cluster's default strategy says.
+    let request = LaunchRequest {
+        launch_type: Some(berth_api::model::LaunchType::Ec2),
+        capacity_provider_strategy: Vec::new(),
+        ..request
+    };
+    let launch = resolve_launch(state, cluster, request, instances.len()).await?;
     let mut placed = Vec::new();
     let mut failures = Vec::new();
     for ident in instances {
@@ -257,11 +301,12 @@ async fn create_all(
 ) -> Result<(Vec<Task>, Vec<Failure>), ApiError> {
     let mut tasks = Vec::new();
     let mut failures = Vec::new();
-    for instance_arn in placed {
-        match create(state, call, launch, &instance_arn).await {
+    for (i, instance_arn) in placed.into_iter().enumerate() {
+        let provider = launch.fargate.as_ref().and_then(|f| f.providers.get(i).cloned().flatten());
+        match create(state, call, launch, &instance_arn, provider.as_deref()).await {
             Ok(task) => tasks.push(task),
             Err(e) => {
-                state.placements.release(&launch.cluster, &instance_arn, &launch.demand()).await;
+                state.placements.release(launch.capacity_cluster(), &instance_arn, &launch.demand()).await;
                 failures.push(Failure { arn: Some(instance_arn), reason: Some(e.message), detail: None });
             }
         }
@@ -270,21 +315,34 @@ async fn create_all(
     Ok((tasks, failures))
 }
 
+/// A Fargate copy that found no room: ECS's capacity failure, not an instance's.
+fn no_capacity() -> Failure {
+    Failure { arn: None, reason: Some(fargate::NO_CAPACITY.into()), detail: None }
+}
+
 /// Writes the task and its reservation on the instance in one transaction.
-async fn create(state: &State, call: &Call, launch: &Launch, instance_arn: &str) -> Result<Task, ApiError> {
-    let instance_key = instance_key(&launch.cluster, instance_arn);
+async fn create(
+    state: &State,
+    call: &Call,
+    launch: &Launch,
+    instance_arn: &str,
+    provider: Option<&str>,
+) -> Result<Task, ApiError> {
+    let instance_key = instance_key(launch.capacity_cluster(), instance_arn);
     for _ in 0..MAX_ATTEMPTS {
         let (mut instance, version) = records::get::<ContainerInstance>(&*state.store, &instance_key)
             .await?
             .ok_or_else(|| ApiError::invalid(format!("Container instance {instance_arn} is not registered.")))?;
         let zone = container_instances::attribute(&instance, "ecs.availability-zone");
-        let task = launch.task(state, call, instance_arn, zone)?;
+        let task = launch.task(state, call, &launch::Placed { instance_arn, zone, provider })?;
         container_instances::reserve(&mut instance, &launch.reservation, 1);
         instance.pending_tasks_count = Some(instance.pending_tasks_count.unwrap_or(0) + 1);
         let stored = Stored {
             task: task.clone(),
             definition: launch.definition.clone(),
             reservation: launch.reservation.clone(),
+            capacity: launch.fargate.as_ref().map(|_| instance_arn.to_string()),
+            network: launch.fargate.as_ref().map(|f| f.network.clone()),
         };
         let txn = Txn::new().put(key(&launch.cluster, task_id(&task)), records::encode(&stored)?, Expect::Absent).put(
             instance_key.clone(),

@@ -53,7 +53,7 @@ pub async fn submit_task_state_change(
         apply_task_change(&mut stored, &req);
         let mut txn = Txn::new().put(task_key.clone(), records::encode(&stored)?, Expect::Version(version));
         let released = became(&before, &stored, "STOPPED");
-        if let Some(ikey) = stored.task.container_instance_arn.as_deref().map(|a| instance_key(&cluster, a)) {
+        if let Some(ikey) = stored.placed_on(&cluster).map(|(c, a)| instance_key(c, a)) {
             if let Some((mut instance, iv)) = records::get::<ContainerInstance>(&*state.store, &ikey).await? {
                 let unchanged = instance.clone();
                 count_transition(&mut instance, &before, &stored);
@@ -64,12 +64,11 @@ pub async fn submit_task_state_change(
         }
         match state.store.commit(txn).await {
             Ok(_) => {
-                if released {
-                    let arn = stored.task.container_instance_arn.clone().unwrap_or_default();
+                if let Some((on, arn)) = stored.placed_on(&cluster).filter(|_| released) {
                     let group = stored.task.group.clone().unwrap_or_default();
                     state
                         .placements
-                        .release(&cluster, &arn, &placement::demand(&stored.reservation, &group, Vec::new()))
+                        .release(on, arn, &placement::demand(&stored.reservation, &group, Vec::new()))
                         .await;
                 }
                 state.notify_assignments();
@@ -221,10 +220,13 @@ pub async fn submit_task_details(
 /// attachment, and the address on every container's network interface.
 fn attach_eni(stored: &mut Stored, ip: &str, mac: Option<&str>) {
     let id = stored.task.task_arn.as_deref().map(id_of).unwrap_or_default().to_string();
-    let attachment_id = uuid::Uuid::new_v4().to_string();
+    let precreated =
+        stored.task.attachments.iter().flatten().find(|a| a.r#type.as_deref() == Some("ElasticNetworkInterface"));
+    let attachment_id = precreated.and_then(|a| a.id.clone()).unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let subnet = stored.network.iter().flat_map(|n| n.subnets.iter().flatten()).next();
     let detail = |name: &str, value: String| KeyValuePair { name: Some(name.into()), value: Some(value) };
     let mut details = vec![
-        detail("subnetId", "subnet-berth".into()),
+        detail("subnetId", subnet.cloned().unwrap_or_else(|| "subnet-berth".into())),
         detail("networkInterfaceId", format!("eni-{}", &id[..17.min(id.len())])),
         detail("privateIPv4Address", ip.to_string()),
     ];
