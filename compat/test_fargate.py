@@ -73,6 +73,9 @@ def test_run_task_checks_fargate_launches(ecs, cluster, capacity):
     expect_error(lambda: ecs.run_task(cluster=cluster, taskDefinition=family, networkConfiguration=NETWORK,
                                       capacityProviderStrategy=[{"capacityProvider": "nope", "weight": 1}]),
                  "InvalidParameterException", "nope")
+    expect_error(lambda: ecs.run_task(cluster=cluster, taskDefinition=family, launchType="FARGATE",
+                                      networkConfiguration=NETWORK, overrides={"cpu": "256", "memory": "4096"}),
+                 "ClientException", "No Fargate configuration exists for given values: 256 CPU, 4096 memory")
     ec2_only = uid("ec2")
     ecs.register_task_definition(family=ec2_only, containerDefinitions=[container("app")])
     expect_error(lambda: ecs.run_task(cluster=cluster, taskDefinition=ec2_only, launchType="FARGATE",

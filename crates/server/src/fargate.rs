@@ -10,13 +10,14 @@ use berth_api::model::{
     AwsVpcConfiguration, CapacityProviderStrategyItem, Cluster, LaunchType, NetworkConfiguration, NetworkMode,
     TaskDefinition,
 };
+use berth_api::task_definition::{fargate_memory_allowed, no_fargate_configuration};
 use berth_api::ApiError;
 
 use berth_store::ListQuery;
 
 use crate::records::{self, Decision, RecordError};
 use crate::state::State;
-use crate::tasks;
+use crate::tasks::{self, Reservation};
 
 /// The hidden cluster Fargate capacity registers in.
 pub const POOL: &str = "berth:fargate";
@@ -225,6 +226,17 @@ pub fn check_launch(
         return Err(ApiError::invalid("awsvpcConfiguration can name at most 16 subnets and 5 security groups."));
     }
     Ok(vpc)
+}
+
+/// A Fargate task's size after its overrides must still be a pair Fargate offers.
+pub fn check_size(reservation: &Reservation) -> Result<(), ApiError> {
+    let cpu = u32::try_from(reservation.cpu).unwrap_or(u32::MAX);
+    let memory = u32::try_from(reservation.memory).unwrap_or(u32::MAX);
+    if fargate_memory_allowed(cpu, memory) {
+        Ok(())
+    } else {
+        Err(no_fargate_configuration(cpu, memory))
+    }
 }
 
 /// `platformVersion` as ECS reports it: `LATEST` (or none) resolves to [`PLATFORM_VERSION`].

@@ -2,7 +2,7 @@
 //! `compatibilities` it reports (every launch type the definition validates against, whether
 //! or not it was asked for).
 
-use super::{client, fargate_memory_allowed, has_items, name_of, Spec};
+use super::{client, fargate_memory_allowed, has_items, name_of, no_fargate_configuration, Spec};
 use crate::model::{
     Compatibility, ContainerDefinition, LinuxParameters, LogDriver, NetworkMode, PidMode, ResourceType,
 };
@@ -94,10 +94,7 @@ fn fargate_size(spec: &Spec<'_>) -> Result<(), ApiError> {
         spec.size.memory.ok_or_else(|| client("Fargate requires that 'memory' be defined at the task level."))?;
     let windows_too_small = spec.is_windows() && cpu < FARGATE_WINDOWS_MIN_CPU;
     if !fargate_memory_allowed(cpu, memory) || windows_too_small {
-        return Err(client(format!(
-            "No Fargate configuration exists for given values: {cpu} CPU, {memory} memory. \
-             See the Amazon ECS documentation for the valid values."
-        )));
+        return Err(no_fargate_configuration(cpu, memory));
     }
     Ok(())
 }

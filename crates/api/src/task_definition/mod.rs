@@ -52,7 +52,7 @@ use crate::ApiError;
 
 pub use containers::validate_family;
 pub use overrides::{task_role, with_overrides};
-pub use size::{fargate_memory_allowed, parse_cpu, parse_memory};
+pub use size::{fargate_memory_allowed, no_fargate_configuration, parse_cpu, parse_memory};
 
 /// What the server knows when registering (no I/O here).
 #[derive(Debug, Clone, Copy)]

@@ -64,6 +64,15 @@ pub fn parse_memory(s: &str) -> Result<u32, ApiError> {
         .ok_or_else(|| ApiError::invalid("Invalid 'memory' setting for task."))
 }
 
+/// ECS's refusal of a task size Fargate does not offer, at registration or (with overrides)
+/// at launch.
+pub fn no_fargate_configuration(cpu_units: u32, memory_mib: u32) -> ApiError {
+    client(format!(
+        "No Fargate configuration exists for given values: {cpu_units} CPU, {memory_mib} memory. \
+         See the Amazon ECS documentation for the valid values."
+    ))
+}
+
 /// Whether Fargate offers `memory_mib` with `cpu_units` (Linux table; Windows needs 1 vCPU or
 /// more, which callers check).
 pub fn fargate_memory_allowed(cpu_units: u32, memory_mib: u32) -> bool {

@@ -147,6 +147,9 @@ impl Launch {
             }),
         };
         let reservation = reservation(&definition, r.overrides.as_ref())?;
+        if fargate.is_some() {
+            fargate::check_size(&reservation)?;
+        }
         let family = definition.family.clone().unwrap_or_default();
         let tags =
             task_tags(r.tags.as_deref(), stored.tags.as_deref(), r.propagate_tags, r.enable_ecs_managed_tags, cluster);
