@@ -5,6 +5,7 @@ are in test_e2e_services.py."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -395,6 +396,14 @@ def test_rolling_update_and_circuit_breaker_rollback(sim, berth):
     s = wait_for(settle, timeout=30, what="the rollback to settle")
     assert s["deployments"][0]["id"] == primary["id"] and s["taskDefinition"].endswith(f"{fam}:1")
     assert {t["startedBy"] for t in service_tasks(sim, "roll")} == {primary["id"]}
+    # the history: the failed service deployment was rolled back, the rollback opened none
+    briefs = wait_for(lambda: (lambda b: b if b[0]["status"] == "ROLLBACK_SUCCESSFUL" else None)(
+        deployments_of(ecs, cl, "roll")), what="ROLLBACK_SUCCESSFUL")
+    assert [b["status"] for b in briefs] == ["ROLLBACK_SUCCESSFUL", "SUCCESSFUL"]
+    [failed_sd] = ecs.describe_service_deployments(serviceDeploymentArns=[briefs[0]["serviceDeploymentArn"]])[
+        "serviceDeployments"]
+    assert failed_sd["deploymentCircuitBreaker"]["status"] == "TRIGGERED"
+    assert failed_sd["rollback"]["serviceRevisionArn"] == briefs[1]["targetServiceRevisionArn"]
 
 
 def test_failing_tasks_back_off_with_an_event(sim):
@@ -455,3 +464,101 @@ def test_a_service_keeps_scaling_a_deregistered_definition(sim):
     run_all(sim, "old", 2)
     expect_error(lambda: ecs.create_service(cluster=cl, serviceName="new", taskDefinition=f"{sim['family']}:1",
                                             desiredCount=1), "ClientException", "inactive")
+
+
+# -- service deployments and revisions ------------------------------------------------------
+
+
+def deployments_of(ecs, cl, name, **kw):
+    return ecs.list_service_deployments(cluster=cl, service=name, **kw)["serviceDeployments"]
+
+
+def test_zero_count_service_has_one_successful_deployment_via_cli(ecs, cluster, family):
+    s = create(ecs, cluster, family, name="hist")
+    subprocess.run(["aws", "--profile", "berth", "ecs", "wait", "services-stable", "--cluster", cluster,
+                    "--services", "hist"], check=True, timeout=60)
+    out = subprocess.run(["aws", "--profile", "berth", "ecs", "list-service-deployments", "--cluster", cluster,
+                          "--service", "hist"], check=True, timeout=60, capture_output=True, text=True)
+    [brief] = json.loads(out.stdout)["serviceDeployments"]
+    assert brief["status"] == "SUCCESSFUL" and brief["serviceArn"] == s["serviceArn"]
+    assert brief["clusterArn"] == s["clusterArn"] and "finishedAt" in brief
+    prefix = s["serviceArn"].replace(":service/", ":service-deployment/") + "/"
+    assert brief["serviceDeploymentArn"].startswith(prefix)
+    assert re.fullmatch(re.escape(s["serviceArn"].replace(":service/", ":service-revision/")) + r"/\d+",
+                        brief["targetServiceRevisionArn"])
+    [rev] = ecs.describe_service_revisions(serviceRevisionArns=[brief["targetServiceRevisionArn"]])["serviceRevisions"]
+    assert rev["taskDefinition"] == s["taskDefinition"] and rev["launchType"] == "EC2"
+    assert rev["serviceArn"] == s["serviceArn"]
+    assert deployments_of(ecs, cluster, "hist", status=["IN_PROGRESS"]) == []
+
+
+def test_service_deployment_errors(ecs_raw, cluster, family, berth):
+    ecs = ecs_raw
+    create(ecs, cluster, family, name="herr")
+    [brief] = deployments_of(ecs, cluster, "herr")
+    missing = brief["serviceDeploymentArn"][:-3] + "zzz"
+    out = ecs.describe_service_deployments(serviceDeploymentArns=[brief["serviceDeploymentArn"], missing, "junk"])
+    assert [d["serviceDeploymentArn"] for d in out["serviceDeployments"]] == [brief["serviceDeploymentArn"]]
+    assert [(f["arn"], f["reason"]) for f in out["failures"]] == [(missing, "MISSING"), ("junk", "MISSING")]
+    expect_error(lambda: ecs.describe_service_deployments(serviceDeploymentArns=[]),
+                 "InvalidParameterException", "serviceDeploymentArns")
+    expect_error(lambda: deployments_of(ecs, cluster, "absent"), "ServiceNotFoundException")
+    expect_error(lambda: deployments_of(ecs, "no-such-cluster", "herr"), "ClusterNotFoundException")
+    expect_error(lambda: deployments_of(ecs, cluster, "herr", maxResults=0), "InvalidParameterException", "maxResults")
+    expect_error(lambda: ecs.stop_service_deployment(serviceDeploymentArn=missing),
+                 "ServiceDeploymentNotFoundException")
+    expect_error(lambda: ecs.stop_service_deployment(serviceDeploymentArn="junk"),
+                 "InvalidParameterException", "serviceDeploymentArn")
+    wait_for(lambda: deployments_of(ecs, cluster, "herr")[0]["status"] == "SUCCESSFUL", what="the deployment to end")
+    expect_error(lambda: ecs.stop_service_deployment(serviceDeploymentArn=brief["serviceDeploymentArn"]),
+                 "ConflictException", "SUCCESSFUL")
+
+
+def test_service_deployments_record_updates_and_a_stop_rolls_back(sim):
+    ecs, cl, fam = sim["ecs"], sim["cluster"], sim["family"]
+    ecs.create_service(cluster=cl, serviceName="hstop", taskDefinition=fam, desiredCount=1)
+    run_all(sim, "hstop", 1)
+    wait_for(lambda: deployments_of(ecs, cl, "hstop")[0]["status"] == "SUCCESSFUL", what="the first deployment")
+    [first] = deployments_of(ecs, cl, "hstop")
+    ecs.register_task_definition(family=fam, containerDefinitions=[container("app", memory=128)])
+    ecs.update_service(cluster=cl, service="hstop", taskDefinition=fam)
+    second, older = deployments_of(ecs, cl, "hstop")
+    assert older["serviceDeploymentArn"] == first["serviceDeploymentArn"] and older["status"] == "SUCCESSFUL"
+    assert second["status"] == "IN_PROGRESS"
+    assert [b["serviceDeploymentArn"] for b in deployments_of(ecs, cl, "hstop", maxResults=1)] == \
+        [second["serviceDeploymentArn"]]
+    page = ecs.list_service_deployments(cluster=cl, service="hstop", maxResults=1)
+    rest = ecs.list_service_deployments(cluster=cl, service="hstop", nextToken=page["nextToken"])
+    assert [b["serviceDeploymentArn"] for b in rest["serviceDeployments"]] == [first["serviceDeploymentArn"]]
+    [full] = ecs.describe_service_deployments(serviceDeploymentArns=[second["serviceDeploymentArn"]])[
+        "serviceDeployments"]
+    assert full["targetServiceRevision"]["arn"] == second["targetServiceRevisionArn"]
+    assert [r["arn"] for r in full["sourceServiceRevisions"]] == [first["targetServiceRevisionArn"]]
+    assert full["deploymentConfiguration"]["maximumPercent"] == 200
+    assert full["deploymentCircuitBreaker"]["status"] == "DISABLED"
+    [rev] = ecs.describe_service_revisions(serviceRevisionArns=[second["targetServiceRevisionArn"]])[
+        "serviceRevisions"]
+    assert rev["taskDefinition"].endswith(f"{fam}:2")
+    out = ecs.stop_service_deployment(serviceDeploymentArn=second["serviceDeploymentArn"], stopType="ROLLBACK")
+    assert out["serviceDeploymentArn"] == second["serviceDeploymentArn"]
+    [stopping] = ecs.describe_service_deployments(serviceDeploymentArns=[second["serviceDeploymentArn"]])[
+        "serviceDeployments"]
+    assert stopping["status"] in ("ROLLBACK_REQUESTED", "ROLLBACK_IN_PROGRESS")
+    assert stopping["rollback"]["serviceRevisionArn"] == first["targetServiceRevisionArn"]
+    # a second stop of a stop under way is answered as is
+    ecs.stop_service_deployment(serviceDeploymentArn=second["serviceDeploymentArn"])
+    assert describe(ecs, cl, "hstop")["taskDefinition"].endswith(f"{fam}:1")
+
+    def settle():
+        for t in service_tasks(sim, "hstop"):
+            if t["lastStatus"] != "RUNNING":
+                report(sim, t, "RUNNING")
+        for t in service_tasks(sim, "hstop", desired="STOPPED"):
+            if t["lastStatus"] != "STOPPED":
+                report(sim, t, "STOPPED")
+        d = ecs.describe_service_deployments(serviceDeploymentArns=[second["serviceDeploymentArn"]])[
+            "serviceDeployments"][0]
+        return d if d["status"] == "ROLLBACK_SUCCESSFUL" else None
+    done = wait_for(settle, timeout=30, what="the rollback to succeed")
+    assert "finishedAt" in done and done["statusReason"].startswith("Service deployment stopped by")
+    assert len(deployments_of(ecs, cl, "hstop")) == 2  # a rollback opens no service deployment

@@ -38,6 +38,8 @@ pub enum ErrorKind {
     ServiceNotFound,
     /// The service is not active.
     ServiceNotActive,
+    /// The service deployment does not exist.
+    ServiceDeploymentNotFound,
     /// A feature berth does not offer in this configuration.
     UnsupportedFeature,
     /// A conflicting change happened at the same time.
@@ -81,6 +83,7 @@ impl ErrorKind {
             Self::ResourceAlreadyExists => "ResourceAlreadyExistsException",
             Self::ServiceNotFound => "ServiceNotFoundException",
             Self::ServiceNotActive => "ServiceNotActiveException",
+            Self::ServiceDeploymentNotFound => "ServiceDeploymentNotFoundException",
             Self::UnsupportedFeature => "UnsupportedFeatureException",
             Self::Conflict => "ConflictException",
             Self::UnknownOperation => "UnknownOperationException",

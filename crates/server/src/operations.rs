@@ -73,6 +73,10 @@ impl Operations {
         t.add::<ops::DeleteService, _, _>(services::delete);
         t.add::<ops::DescribeServices, _, _>(services::describe);
         t.add::<ops::ListServices, _, _>(services::list);
+        t.add::<ops::ListServiceDeployments, _, _>(services::list_deployments);
+        t.add::<ops::DescribeServiceDeployments, _, _>(services::describe_deployments);
+        t.add::<ops::DescribeServiceRevisions, _, _>(services::describe_revisions);
+        t.add::<ops::StopServiceDeployment, _, _>(services::stop_deployment);
         t.add::<ops::GetTaskProtection, _, _>(tasks::protection::get);
         t.add::<ops::UpdateTaskProtection, _, _>(tasks::protection::update);
         t.add::<ops::PutAccountSetting, _, _>(account_settings::put);

@@ -77,6 +77,7 @@ const CLUSTER_SCOPED: &[&str] = &[
     "DeleteAttributes",
     "ListAttributes",
     "ListServices",
+    "ListServiceDeployments",
     "CreateService",
     "UpdateService",
     "DeleteService",

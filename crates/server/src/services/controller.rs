@@ -23,7 +23,7 @@ use berth_api::model::{
 use berth_api::{query, ApiError, Arn};
 
 use super::deployments::{self, Bounds};
-use super::{events, group, Stored, ACTIVE, DRAINING, INACTIVE};
+use super::{events, group, history, Stored, ACTIVE, DRAINING, INACTIVE};
 use crate::container_instances;
 use crate::records::{self, Decision};
 use crate::state::{now, Call, State};
@@ -35,6 +35,8 @@ const DEBOUNCE: Duration = Duration::from_millis(200);
 const BACKOFF_AFTER: usize = 3;
 /// The reason ECS gives a task stopped for failing its health checks.
 const HEALTH_REASON: &str = "Task failed container health checks";
+/// What a rollback of the circuit breaker gives as its cause.
+const BREAKER: &str = "ECS deployment circuit breaker";
 
 /// The controller's clocks (server flags; tests use small values).
 #[derive(Debug, Clone)]
@@ -275,7 +277,12 @@ async fn reconcile(state: &Arc<State>, timing: &Timing, world: &World, service: 
     let views = world.views(&service, timing, at);
     let service = records::update(&*state.store, &key, |current: Option<Stored>| {
         let Some(mut s) = current else { return Err(ApiError::server("service vanished")) };
-        Ok(if circuit_breaker(&mut s, &views) { Decision::Write(s.clone(), s) } else { Decision::Keep(s) })
+        Ok(if circuit_breaker(&mut s, &views) {
+            s.sync_history();
+            Decision::Write(s.clone(), s)
+        } else {
+            Decision::Keep(s)
+        })
     })
     .await?;
     let daemon_targets = daemon_targets(&service, world);
@@ -304,6 +311,7 @@ async fn reconcile(state: &Arc<State>, timing: &Timing, world: &World, service: 
         let Some(mut s) = current else { return Err(ApiError::server("service vanished")) };
         let before = serde_json::to_vec(&s).unwrap_or_default();
         record(&mut s, &views, &started, &plan.stop, placement_event.clone(), throttled, daemon_targets.as_deref(), at);
+        s.sync_history();
         let changed = serde_json::to_vec(&s).unwrap_or_default() != before;
         Ok(if changed { Decision::Write(s, ()) } else { Decision::Keep(()) })
     })
@@ -354,30 +362,33 @@ fn circuit_breaker(s: &mut Stored, views: &[TaskView]) -> bool {
         return false;
     }
     primary.rollout_state = Some(DeploymentRolloutState::Failed);
-    primary.rollout_state_reason = Some("ECS deployment circuit breaker: tasks failed to start.".into());
+    primary.rollout_state_reason = Some(format!("{BREAKER}: tasks failed to start."));
     primary.failed_tasks = Some(i32::try_from(failed).unwrap_or(i32::MAX));
     primary.updated_at = Some(now());
     events::push(&mut s.service, events::deployment_failed(&name, &id));
     let target = s.control.last_completed.clone().filter(|d| d.id.as_deref() != Some(id.as_str()));
     if let (true, Some(target)) = (rollback, target) {
-        roll_back(s, &name, &target);
+        roll_back(s, &name, &target, BREAKER);
     }
     true
 }
 
 /// A new PRIMARY that runs what the last COMPLETED deployment ran.
-fn roll_back(s: &mut Stored, name: &str, target: &Deployment) {
+pub(super) fn roll_back(s: &mut Stored, name: &str, target: &Deployment, why: &str) {
     let old = target.id.clone().unwrap_or_default();
     let td = target.task_definition.clone().unwrap_or_default();
     let desired = s.service.desired_count.unwrap_or(0);
-    let reason = format!("ECS deployment circuit breaker: rolling back to deploymentId {old}.");
+    let failed = primary_id(s);
+    let reason = format!("{why}: rolling back to deploymentId {old}.");
     s.service.deployments.get_or_insert_with(Vec::new).iter_mut().for_each(deployments::retire);
     let platform = deployments::Platform::of(&s.service);
     let list = s.service.deployments.get_or_insert_with(Vec::new);
     list.insert(
         0,
-        deployments::new_primary(&td, desired, target.network_configuration.clone(), Some(reason), &platform),
+        deployments::new_primary(&td, desired, target.network_configuration.clone(), Some(reason.clone()), &platform),
     );
+    let by = primary_id(s);
+    history::rolling_back(&mut s.history, &s.service, &failed, &old, &by, &reason);
     s.service.task_definition = Some(td);
     s.control.steady = false;
     events::push(&mut s.service, events::rolling_back(name, &old));
@@ -704,6 +715,7 @@ mod tests {
             },
             client_token: None,
             control: super::super::Control::default(),
+            history: Default::default(),
         }
     }
 

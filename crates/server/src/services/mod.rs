@@ -11,6 +11,8 @@
 pub mod controller;
 mod deployments;
 mod events;
+mod history;
+mod service_deployments;
 
 use std::sync::Arc;
 
@@ -24,6 +26,7 @@ use berth_api::{ApiError, Arn, ErrorKind, ResourceKind};
 use serde::{Deserialize, Serialize};
 
 pub use controller::Timing;
+pub use service_deployments::{describe_deployments, describe_revisions, list_deployments, stop_deployment};
 
 use crate::clusters;
 use crate::fargate;
@@ -49,6 +52,16 @@ pub struct Stored {
     /// What the controller remembers between passes.
     #[serde(default)]
     pub control: Control,
+    /// Its service deployments and revisions.
+    #[serde(default)]
+    pub history: history::History,
+}
+
+impl Stored {
+    /// Records in the history what the deployments now say; every write of a service calls it.
+    pub fn sync_history(&mut self) {
+        history::sync(&self.service, &mut self.history);
+    }
 }
 
 /// The controller's memory of a service: only what the tasks in the store cannot tell.
@@ -251,7 +264,13 @@ pub async fn create(
         definition_arn(&state, req.task_definition.as_deref(), &platform, req.network_configuration.as_ref()).await?;
     let service = new_service(&state, &call, &cluster, &name, &req, &task_definition, &platform);
     validate_placement(&service, daemon)?;
-    let stored = Stored { service, client_token: req.client_token.clone(), control: Control::default() };
+    let mut stored = Stored {
+        service,
+        client_token: req.client_token.clone(),
+        control: Control::default(),
+        history: Default::default(),
+    };
+    stored.sync_history();
     let token = req.client_token.clone();
     let answer = records::update(&*state.store, &key(&cluster, &name), |current: Option<Stored>| match current {
         Some(existing) if existing.service.status.as_deref() != Some(INACTIVE) => {
@@ -350,6 +369,7 @@ pub async fn update(
             return Err(ApiError::new(ErrorKind::ServiceNotActive, "Service was not ACTIVE."));
         }
         apply_update(&mut stored, &req, task_definition.as_deref())?;
+        stored.sync_history();
         Ok(Decision::Write(stored.clone(), stored.service))
     })
     .await?;
@@ -446,6 +466,7 @@ pub async fn delete(
             d.desired_count = Some(0);
             d.updated_at = Some(now());
         }
+        stored.sync_history();
         Ok(Decision::Write(stored.clone(), stored.service))
     })
     .await?;
