@@ -12,6 +12,13 @@ use super::*;
 
 const SIZE: u64 = 64 << 20;
 
+/// A task storage root of its own (dropped last: the tests remove their storage first).
+fn fresh() -> (tempfile::TempDir, TaskStorage) {
+    let root = tempfile::tempdir().unwrap();
+    let storage = TaskStorage::new(root.path());
+    (root, storage)
+}
+
 fn mounts_at(path: &Path) -> usize {
     let info = fs::read_to_string("/proc/self/mountinfo").unwrap();
     let wanted = path.to_string_lossy();
@@ -46,8 +53,7 @@ fn fill(path: &Path, limit: u64) -> Option<std::io::Error> {
 
 #[test]
 fn writes_through_an_overlay_on_task_storage_stop_at_its_size() {
-    let root = tempfile::tempdir().unwrap();
-    let storage = TaskStorage::new(root.path());
+    let (root, storage) = fresh();
     let mp = storage.set_up("t1", SIZE).unwrap();
     assert_eq!(mounted_fs_type(&mp).unwrap().as_deref(), Some("ext4"));
     let lower = root.path().join("lower");
@@ -74,8 +80,7 @@ fn writes_through_an_overlay_on_task_storage_stop_at_its_size() {
 
 #[test]
 fn set_up_is_idempotent_and_survives_a_restart_and_a_remount() {
-    let root = tempfile::tempdir().unwrap();
-    let storage = TaskStorage::new(root.path());
+    let (root, storage) = fresh();
     let mp = storage.set_up("t2", SIZE).unwrap();
     fs::write(mp.join("kept"), "yes").unwrap();
     // An agent restarted while the task runs: the mounted file system is reused, not stacked.
@@ -101,8 +106,7 @@ fn set_up_is_idempotent_and_survives_a_restart_and_a_remount() {
 
 #[test]
 fn removal_of_busy_storage_detaches_it_and_frees_the_loop_device_when_released() {
-    let root = tempfile::tempdir().unwrap();
-    let storage = TaskStorage::new(root.path());
+    let (root, storage) = fresh();
     let mp = storage.set_up("t3", SIZE).unwrap();
     let image = root.path().join("t3.img");
     let held = fs::File::create(mp.join("open")).unwrap();
@@ -119,8 +123,7 @@ fn removal_of_busy_storage_detaches_it_and_frees_the_loop_device_when_released()
 
 #[test]
 fn something_else_mounted_at_the_mount_point_is_refused() {
-    let root = tempfile::tempdir().unwrap();
-    let storage = TaskStorage::new(root.path());
+    let (_root, storage) = fresh();
     let mp = storage.mount_point("t4");
     fs::create_dir_all(&mp).unwrap();
     mount(Some("tmpfs"), &mp, Some("tmpfs"), MsFlags::empty(), Some("size=1m")).unwrap();
