@@ -8,7 +8,9 @@ Prints, from one run on one machine:
 - a bare `runc run -d` of an equivalent bundle (same rootfs, same command), median of N;
 - the ratio (target <= 1.5), and the idle RSS of a standalone `berth agent` (target <= 20 MB);
 - Fargate: RunTask with launchType FARGATE on the server's managed capacity (awsvpc, its own
-  cgroup, default pull behaviour) until RUNNING, beside EC2 mode's awsvpc on the default agent.
+  cgroup, default pull behaviour) until RUNNING, beside EC2 mode's awsvpc on the default agent;
+  and what the Fargate tasks' ephemeral storage set-up (sparse file, mkfs.ext4, loop mount)
+  took, median, as the agent logged it.
 
 The samples are interleaved (one bare run, then one task of each kind, N times), so that
 the load of other work on the machine weighs on both sides alike. DescribeTasks is polled
@@ -22,6 +24,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -123,6 +126,17 @@ def fargate_rows(ecs, ec2_cluster: str, image: str) -> list[tuple[str, float]]:
     return rows
 
 
+# The agent's line per set-up: `ephemeral storage ready ... elapsed=21.5ms` (ANSI colours between).
+STORAGE_RE = re.compile(r"ephemeral storage ready.*?elapsed(?:\x1b\[[0-9;]*m)*=(?:\x1b\[[0-9;]*m)*([\d.]+)(ns|µs|ms|s)\b")
+UNIT_MS = {"ns": 1e-6, "µs": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def storage_set_up_ms(log: Path) -> float:
+    """The median ephemeral storage set-up the server's managed agent logged, in ms."""
+    times = [float(v) * UNIT_MS[u] for v, u in STORAGE_RE.findall(log.read_text(errors="replace"))]
+    return statistics.median(times) if times else float("nan")
+
+
 def rss_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -179,6 +193,7 @@ def main() -> None:
         print(f"{'bare runc run -d (same rootfs, command)':46} {bare:8.1f} ms")
         for label, value in rows:
             print(f"{label:46} {value:8.1f} ms   ratio {value / bare:4.2f} (target <= 1.5)")
+        print(f"{'ephemeral storage set-up (FARGATE, 20 GiB)':46} {storage_set_up_ms(server.log_path):8.1f} ms")
         print(f"{'agent idle RSS':46} {idle_rss:8.1f} MiB (target <= 20)")
     finally:
         for _, agent in agents.values():

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from berthlib import BerthServer, berth_binary, profile_client, uid
+from berthlib import BerthServer, berth_binary, profile_client, uid, wait_for
 from fleet import NET_SLOT, Registry, build_rootfs, reap, retire, subnet
 
 SPOT_WARNING = 4
@@ -64,8 +64,10 @@ def aws(fg, *args) -> dict:
     return json.loads(out.stdout) if out.stdout.strip() else {}
 
 
-def fargate_td(fg, command, cpu="256", memory="512", **kw):
+def fargate_td(fg, command, cpu="256", memory="512", mount_points=(), **kw):
     c = {"name": "app", "image": fg["image"], "command": command, "stopTimeout": 2}
+    if mount_points:
+        c["mountPoints"] = list(mount_points)
     return fg["ecs"].register_task_definition(
         family=uid("fg"), containerDefinitions=[c], requiresCompatibilities=["FARGATE"], networkMode="awsvpc",
         cpu=cpu, memory=memory, **kw)["taskDefinition"]
@@ -122,6 +124,69 @@ def test_fargate_task_through_the_cli_with_no_user_agent(fargate):
     assert aws(fg, "ecs", "list-tasks", "--cluster", fg["cluster"], "--launch-type", "FARGATE")["taskArns"] == [arn]
     aws(fg, "ecs", "stop-task", "--cluster", fg["cluster"], "--task", arn)
     aws(fg, "ecs", "wait", "tasks-stopped", "--cluster", fg["cluster"], "--tasks", arn)
+
+
+# The container's exit code: the total of `df -k /` in tenths of a GiB, or 1 when its scoped
+# volume is not on the same (the task's) file system.
+DF = ("t=$(df -Pk / | awk 'NR==2{print $2}'); v=$(df -Pk /scratch | awk 'NR==2{print $2}'); "
+      "[ \"$t\" = \"$v\" ] || exit 1; exit $((t * 10 / 1048576))")
+SCRATCH = {"volumes": [{"name": "scratch"}]}
+
+
+def storage_dir(fg) -> Path:
+    return fg["server"].data_dir / "fargate" / "storage"
+
+
+def mounted(path: Path) -> bool:
+    return any(line.split()[4] == str(path) for line in Path("/proc/self/mountinfo").read_text().splitlines())
+
+
+def wait_storage_gone(fg, task_id: str, timeout: float = 15.0) -> None:
+    image, mount_point = storage_dir(fg) / f"{task_id}.img", storage_dir(fg) / task_id
+    deadline = time.time() + timeout
+    while image.exists() or mount_point.exists() or mounted(mount_point):
+        assert time.time() < deadline, f"the task's storage was not removed:\n{fg['server'].log_tail()}"
+        time.sleep(0.2)
+    backing = Path("/sys/block").glob("loop*/loop/backing_file")
+    assert not any(str(image) in b.read_text() for b in backing), "a loop device still backs the task's file"
+
+
+def test_ephemeral_storage_bounds_the_tasks_file_system(fargate):
+    fg = fargate
+    mount = [{"sourceVolume": "scratch", "containerPath": "/scratch"}]
+    sized = fargate_td(fg, ["sh", "-c", DF], mount_points=mount, ephemeralStorage={"sizeInGiB": 21}, **SCRATCH)
+    default = fargate_td(fg, ["sh", "-c", DF], mount_points=mount, **SCRATCH)
+    [a] = run(fg, sized["family"])
+    [b] = run(fg, default["family"])
+    tasks = {t["taskArn"]: t for t in wait(fg, [a, b], "tasks_stopped")}
+    # ext4 keeps ~2.5% for its journal and inode tables: 21 GiB shows as 20.4-21.0, 20 as 19.5-20.0.
+    for arn, gib in ((a, 21), (b, 20)):
+        t = tasks[arn]
+        assert t["ephemeralStorage"] == {"sizeInGiB": gib}
+        code = t["containers"][0].get("exitCode")
+        assert code is not None and gib * 10 * 0.97 <= code <= gib * 10, (gib, t["containers"][0])
+        wait_storage_gone(fg, arn.rsplit("/", 1)[1])
+
+
+def test_ephemeral_storage_survives_an_agent_sigkill_and_is_removed_at_task_end(fargate):
+    fg = fargate
+    d = fargate_td(fg, ["sh", "-c", "echo kept > /marker; exec sleep 600"])
+    [arn] = run(fg, d["family"])
+    wait(fg, [arn])
+    task_id = arn.rsplit("/", 1)[1]
+    mount_point = storage_dir(fg) / task_id
+    marker = mount_point / "containers" / f"{task_id}-app" / "upper" / "marker"
+    wait_for(lambda: marker.exists(), timeout=10, what="the container's write in its upper directory")
+    assert mounted(mount_point)
+    fg["server"].restart(hard=True)  # the managed agent runs in the server process
+    # The running task keeps its mounted storage; the restarted agent adopts it and, at the
+    # task's end, removes it.
+    assert mounted(mount_point) and marker.read_text() == "kept\n"
+    [t] = wait(fg, [arn])
+    assert t["lastStatus"] == "RUNNING"
+    fg["ecs"].stop_task(cluster=fg["cluster"], task=arn)
+    wait(fg, [arn], "tasks_stopped")
+    wait_storage_gone(fg, task_id)
 
 
 def test_two_fargate_tasks_share_neither_loopback_nor_processes(fargate):
@@ -203,3 +268,4 @@ def test_spot_task_is_interrupted_with_a_warning_when_capacity_is_short(fargate)
                          networkConfiguration=NETWORK)
     assert again["failures"] == [] and again["tasks"][0]["launchType"] == "FARGATE"
     ecs.stop_task(cluster=fg["cluster"], task=again["tasks"][0]["taskArn"])
+

@@ -8,6 +8,7 @@
 //!   that outlives the agent, and report exit status.
 //! - [`network`]: a network namespace per task on a berth bridge through the CNI plugins.
 //! - [`cgroups`]: task-level CPU and memory limits that bound all of a task's containers.
+//! - [`storage`]: a size-limited file system per task (Fargate's `ephemeralStorage`).
 
 pub mod network;
 
@@ -15,3 +16,5 @@ pub mod images;
 
 pub mod cgroups;
 pub mod container;
+mod mountinfo;
+pub mod storage;

@@ -27,8 +27,7 @@ pub const POOL_KEY: &str = "capacity/fargate/cluster";
 pub const PLATFORM_VERSION: &str = "1.4.0";
 /// The only platform family berth's managed capacity runs.
 pub const PLATFORM_FAMILY: &str = "Linux";
-/// Ephemeral storage a task gets when its definition names none, in GiB.
-pub const DEFAULT_EPHEMERAL_GIB: i32 = 20;
+pub use berth_api::task_definition::DEFAULT_EPHEMERAL_GIB;
 /// The failure reason of a Fargate task that finds no managed capacity free (ECS's words).
 pub const NO_CAPACITY: &str =
     "Capacity is unavailable at this time. Please try again later or in a different availability zone";

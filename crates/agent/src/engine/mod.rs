@@ -21,6 +21,7 @@ use berth_runtime::cgroups::Hierarchy;
 use berth_runtime::container::{Runtime, ShimCommand};
 use berth_runtime::images::{ImageStore, ImageStoreConfig, PullPolicy, RegistryAuth};
 use berth_runtime::network::{NetworkConfig, Networks};
+use berth_runtime::storage::TaskStorage;
 use tokio::sync::{watch, Mutex};
 
 use crate::config::AgentConfig;
@@ -38,6 +39,8 @@ pub(crate) struct Shared {
     pub records: PathBuf,
     pub volumes: PathBuf,
     pub containers: PathBuf,
+    /// The size-limited file systems of Fargate tasks (their writable layers and volumes).
+    pub storage: TaskStorage,
     pub pull_policy: PullPolicy,
     /// What the task endpoints serve.
     pub endpoints: Arc<Registry>,
@@ -138,6 +141,7 @@ impl Engine {
             records,
             volumes: dir.join("volumes"),
             containers: dir.join("containers"),
+            storage: TaskStorage::new(dir.join("storage")),
             pull_policy,
             endpoints: registry,
             endpoint_port,
@@ -165,7 +169,8 @@ impl Engine {
         let networks = self.shared.networks.recorded_tasks().unwrap_or_default();
         let records = std::fs::read_dir(&self.shared.records).into_iter().flatten().flatten();
         let recorded = records.filter_map(|e| e.file_name().to_str()?.strip_suffix(".json").map(String::from));
-        for task in networks.into_iter().chain(recorded).filter(|t| !assigned.contains(t.as_str())) {
+        let stored = self.shared.storage.tasks();
+        for task in networks.into_iter().chain(recorded).chain(stored).filter(|t| !assigned.contains(t.as_str())) {
             stale.entry(task).or_default();
         }
         for (task, ids) in stale {

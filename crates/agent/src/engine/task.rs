@@ -22,8 +22,10 @@ use std::time::Duration;
 
 use berth_api::agent::{Assignment, ContainerHealth, SubmitTaskDetailsRequest};
 use berth_api::model::{
-    ContainerCondition, ContainerDefinition, ContainerStateChange, HealthStatus, NetworkMode, TaskDefinition,
+    ContainerCondition, ContainerDefinition, ContainerStateChange, HealthStatus, LaunchType, NetworkMode,
+    TaskDefinition,
 };
+use berth_api::task_definition::DEFAULT_EPHEMERAL_GIB;
 use berth_runtime::container::{ContainerState, ExitStatus};
 use berth_runtime::images::Image;
 use berth_runtime::network::{Mode, PortRequest, Protocol, TaskNetwork};
@@ -136,9 +138,10 @@ pub async fn run(shared: Arc<Shared>, a: Assignment, mut desired: watch::Receive
 /// Removes what task `task_id` holds on the host: its (exited) containers and their rootfs,
 /// its network, cgroup and task-scoped volumes.
 pub(super) async fn clean_up(shared: &Shared, task_id: &str, container_ids: Vec<String>) {
+    let (containers, volumes) = writable_dirs(shared, task_id);
     for id in container_ids {
         let _ = shared.runtime.delete(&id).await;
-        let dir = shared.containers.join(&id);
+        let dir = containers.join(&id);
         if shared.images.unmount_rootfs(&dir).is_ok() {
             let _ = std::fs::remove_dir_all(&dir);
         }
@@ -149,8 +152,32 @@ pub(super) async fn clean_up(shared: &Shared, task_id: &str, container_ids: Vec<
     if let Ok(cgroup) = shared.cgroups.task(task_id) {
         let _ = cgroup.remove();
     }
-    let _ = std::fs::remove_dir_all(shared.volumes.join(task_id));
+    let _ = std::fs::remove_dir_all(volumes.join(task_id));
+    if let Err(e) = shared.storage.remove(task_id) {
+        tracing::warn!(task = task_id, error = %e, "removing the task's ephemeral storage");
+    }
     shared.endpoints.remove(task_id);
+}
+
+/// Where a task's containers keep their writable layers and its scoped volumes live: inside
+/// the task's own file system when it has one (Fargate's ephemeral storage), else in the
+/// agent's data dir.
+fn writable_dirs(shared: &Shared, task_id: &str) -> (PathBuf, PathBuf) {
+    if shared.storage.exists(task_id) {
+        let own = shared.storage.mount_point(task_id);
+        return (own.join("containers"), own.join("volumes"));
+    }
+    (shared.containers.clone(), shared.volumes.clone())
+}
+
+/// The size of a Fargate task's ephemeral storage in bytes; none for other tasks, which
+/// write to the agent's file system as on an EC2 instance.
+fn ephemeral_bytes(task: &berth_api::model::Task) -> Option<u64> {
+    if task.launch_type != Some(LaunchType::Fargate) {
+        return None;
+    }
+    let gib = task.ephemeral_storage.as_ref().and_then(|e| e.size_in_gi_b).unwrap_or(DEFAULT_EPHEMERAL_GIB);
+    Some(u64::try_from(gib).unwrap_or(0) << 30)
 }
 
 pub(super) fn record_path(shared: &Shared, id: &str) -> PathBuf {
@@ -304,6 +331,19 @@ impl Run {
             .cgroups
             .create_task(&self.id, cpu, memory)
             .map_err(|e| format!("ResourceInitializationError: failed to create the task cgroup: {e}"))?;
+        self.set_up_storage()
+    }
+
+    /// Mounts a Fargate task's ephemeral storage (or finds it mounted) before any rootfs
+    /// goes in it.
+    fn set_up_storage(&self) -> Result<(), String> {
+        let Some(bytes) = ephemeral_bytes(&self.task) else { return Ok(()) };
+        let started = std::time::Instant::now();
+        self.shared
+            .storage
+            .set_up(&self.id, bytes)
+            .map_err(|e| format!("ResourceInitializationError: failed to create the task's ephemeral storage: {e}"))?;
+        tracing::info!(task = %self.arn, gib = bytes >> 30, elapsed = ?started.elapsed(), "ephemeral storage ready");
         Ok(())
     }
 
@@ -364,7 +404,8 @@ impl Run {
         let name = c.name.clone().unwrap_or_default();
         let image = self.images.get(&name).cloned().ok_or_else(|| format!("no image for container {name}"))?;
         let id = spec::container_id(&self.id, &name);
-        let dir = self.shared.containers.join(&id);
+        let (containers, volumes) = writable_dirs(&self.shared, &self.id);
+        let dir = containers.join(&id);
         let rootfs =
             self.shared.images.mount_rootfs(&image, &dir).map_err(|e| format!("CannotCreateContainerError: {e}"))?;
         let cgroup = self.shared.cgroups.task(&self.id).ok().map(|c| c.path().to_string());
@@ -374,7 +415,7 @@ impl Run {
             definition: &self.def,
             cgroup,
             net_namespace: self.record.network.as_ref().map(|n| n.namespace.clone()).unwrap_or_default(),
-            volumes_dir: &self.shared.volumes,
+            volumes_dir: &volumes,
             endpoint_base: &endpoint_base,
             agent_env: &agent_env,
         };

@@ -8,6 +8,9 @@ use crate::model::{
 };
 use crate::ApiError;
 
+/// Ephemeral storage a Fargate task gets when its definition names none, in GiB.
+pub const DEFAULT_EPHEMERAL_GIB: i32 = 20;
+
 /// Ephemeral storage ECS can give a task, in GiB.
 const EPHEMERAL_GIB: std::ops::RangeInclusive<i32> = 21..=200;
 
