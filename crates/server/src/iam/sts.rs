@@ -116,10 +116,14 @@ pub async fn trusted_role(state: &State, role_arn: &str, trustee: Trustee<'_>) -
     Ok(role)
 }
 
-/// Adds the deletion of every expired temporary key to `txn` (and forgets them), so the
-/// store does not grow with sessions nobody can use any more.
+/// How long an expired temporary key is kept: a caller still using it within this time is
+/// told ExpiredTokenException (not that the key is unknown).
+const EXPIRED_KEPT_SECONDS: i64 = 24 * 3600;
+
+/// Adds the deletion of every temporary key expired for over [`EXPIRED_KEPT_SECONDS`] to
+/// `txn` (and forgets them), so the store does not grow with sessions nobody can use any more.
 fn prune_expired(state: &State, mut txn: Txn) -> Txn {
-    for id in state.keys.expired(chrono::Utc::now().timestamp()) {
+    for id in state.keys.expired(chrono::Utc::now().timestamp() - EXPIRED_KEPT_SECONDS) {
         state.keys.remove(&id);
         txn = txn.delete(credentials::key_path(&id), Expect::Any);
     }
