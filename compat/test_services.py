@@ -273,6 +273,14 @@ def report(sim, task, status, reason=None):
     sim["ecs"].submit_task_state_change(cluster=sim["cluster"], task=task["taskArn"], status=status, **kw)
 
 
+def report_as_desired(sim, name):
+    """Reports each of the service's tasks at its desired status, as an agent would."""
+    for desired in ("RUNNING", "STOPPED"):
+        for t in service_tasks(sim, name, desired=desired):
+            if t["lastStatus"] != desired:
+                report(sim, t, desired)
+
+
 def run_all(sim, name, count):
     tasks = wait_for(lambda: (lambda t: t if len(t) == count else None)(service_tasks(sim, name)),
                      what=f"{count} tasks of {name}")
@@ -385,12 +393,7 @@ def test_rolling_update_and_circuit_breaker_rollback(sim, berth):
     assert len([t for t in service_tasks(sim, "roll") if t["startedBy"] == first]) == 1
     assert len([t for t in old if t["taskArn"] in [x["taskArn"] for x in service_tasks(sim, "roll")]]) == 1
     def settle():
-        for t in service_tasks(sim, "roll"):
-            if t["lastStatus"] != "RUNNING":
-                report(sim, t, "RUNNING")
-        for t in service_tasks(sim, "roll", desired="STOPPED"):
-            if t["lastStatus"] != "STOPPED":
-                report(sim, t, "STOPPED")
+        report_as_desired(sim, "roll")
         s = describe(ecs, cl, "roll")
         return s if len(s["deployments"]) == 1 and s["runningCount"] == 2 else None
     s = wait_for(settle, timeout=30, what="the rollback to settle")
@@ -550,12 +553,7 @@ def test_service_deployments_record_updates_and_a_stop_rolls_back(sim):
     assert describe(ecs, cl, "hstop")["taskDefinition"].endswith(f"{fam}:1")
 
     def settle():
-        for t in service_tasks(sim, "hstop"):
-            if t["lastStatus"] != "RUNNING":
-                report(sim, t, "RUNNING")
-        for t in service_tasks(sim, "hstop", desired="STOPPED"):
-            if t["lastStatus"] != "STOPPED":
-                report(sim, t, "STOPPED")
+        report_as_desired(sim, "hstop")
         d = ecs.describe_service_deployments(serviceDeploymentArns=[second["serviceDeploymentArn"]])[
             "serviceDeployments"][0]
         return d if d["status"] == "ROLLBACK_SUCCESSFUL" else None
