@@ -21,6 +21,10 @@ pub enum ResourceKind {
     TaskSet,
     /// `container/CLUSTER/TASK/ID`
     Container,
+    /// `service-deployment/CLUSTER/SERVICE/ID`
+    ServiceDeployment,
+    /// `service-revision/CLUSTER/SERVICE/ID`
+    ServiceRevision,
 }
 
 impl ResourceKind {
@@ -35,6 +39,8 @@ impl ResourceKind {
             Self::CapacityProvider => "capacity-provider",
             Self::TaskSet => "task-set",
             Self::Container => "container",
+            Self::ServiceDeployment => "service-deployment",
+            Self::ServiceRevision => "service-revision",
         }
     }
 
@@ -48,6 +54,8 @@ impl ResourceKind {
             Self::CapacityProvider,
             Self::TaskSet,
             Self::Container,
+            Self::ServiceDeployment,
+            Self::ServiceRevision,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)
@@ -113,6 +121,8 @@ mod tests {
             "arn:aws:ecs:us-east-1:123456789012:cluster/default",
             "arn:aws:ecs:eu-west-1:123456789012:task-definition/web:3",
             "arn:aws:ecs:us-east-1:123456789012:task/default/0123456789abcdef",
+            "arn:aws:ecs:us-east-1:123456789012:service-deployment/web/api/r9i43YFjvgF_xlg7m2eJ1r",
+            "arn:aws:ecs:us-east-1:123456789012:service-revision/web/api/4980306466373577095",
         ] {
             assert_eq!(Arn::parse(s).map(|a| a.to_string()).as_deref(), Some(s));
         }

@@ -15,12 +15,13 @@
 //!
 //! The newest [`KEPT`] service deployments are kept, with the revisions they name.
 
-use berth_api::model::{CapacityProviderStrategyItem, LaunchType, NetworkConfiguration};
+use berth_api::model::{CapacityProviderStrategyItem, Deployment, LaunchType, NetworkConfiguration};
 use berth_api::model::{
     DeploymentConfiguration, DeploymentRolloutState, Rollback, Service, ServiceDeployment, ServiceDeploymentBrief,
     ServiceDeploymentCircuitBreaker, ServiceDeploymentRollbackMonitorsStatus, ServiceDeploymentStatus, ServiceRevision,
     ServiceRevisionSummary,
 };
+use berth_api::{Arn, ResourceKind};
 use rand::distr::{Alphanumeric, SampleString};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -93,18 +94,19 @@ pub struct Revision {
     pub created_at: f64,
 }
 
-/// The ARN of a service deployment or revision of the service `service_arn`:
-/// `arn:aws:ecs:R:A:KIND/CLUSTER/SERVICE/ID`.
-pub fn arn(service_arn: &str, kind: &str, id: &str) -> String {
-    format!("{}/{id}", service_arn.replacen(":service/", &format!(":{kind}/"), 1))
+/// The ARN of a service deployment or revision of service `s`:
+/// `arn:aws:ecs:R:A:KIND/CLUSTER/SERVICE/ID`, under the service's own ARN.
+fn child_arn(s: &Service, kind: ResourceKind, id: &str) -> String {
+    let service = s.service_arn.as_deref().and_then(Arn::parse);
+    service.map(|a| Arn { kind, id: format!("{}/{id}", a.id), ..a }.to_string()).unwrap_or_default()
 }
 
 fn deployment_arn(s: &Service, id: &str) -> String {
-    arn(s.service_arn.as_deref().unwrap_or_default(), "service-deployment", id)
+    child_arn(s, ResourceKind::ServiceDeployment, id)
 }
 
 fn revision_arn(s: &Service, id: &str) -> String {
-    arn(s.service_arn.as_deref().unwrap_or_default(), "service-revision", id)
+    child_arn(s, ResourceKind::ServiceRevision, id)
 }
 
 const fn is_final(status: ServiceDeploymentStatus) -> bool {
@@ -151,7 +153,7 @@ pub fn sync(s: &Service, history: &mut History) {
     history.revisions.retain(|r| named.contains(&r.id));
 }
 
-fn counts(d: Option<&berth_api::model::Deployment>) -> Counts {
+fn counts(d: Option<&Deployment>) -> Counts {
     d.map_or_else(Counts::default, |d| Counts {
         requested: d.desired_count.unwrap_or(0),
         running: d.running_count.unwrap_or(0),
@@ -161,13 +163,7 @@ fn counts(d: Option<&berth_api::model::Deployment>) -> Counts {
 
 /// A new service deployment for `d`, with a new revision; the ones still in progress are
 /// superseded.
-fn open(
-    s: &Service,
-    history: &mut History,
-    d: &berth_api::model::Deployment,
-    list: &[berth_api::model::Deployment],
-    at: f64,
-) {
+fn open(s: &Service, history: &mut History, d: &Deployment, list: &[Deployment], at: f64) {
     let id = d.id.clone().unwrap_or_default();
     let revision = Revision {
         id: rand::rng().random_range(1_000_000_000_000_000_000u64..=9_223_372_036_854_775_807).to_string(),
@@ -225,7 +221,7 @@ fn finish(e: &mut Entry, status: ServiceDeploymentStatus, reason: Option<String>
 }
 
 /// Moves a service deployment on as its deployment (or its rollback's) went.
-fn advance(e: &mut Entry, list: &[berth_api::model::Deployment], gone: bool, at: f64) {
+fn advance(e: &mut Entry, list: &[Deployment], gone: bool, at: f64) {
     let find = |id: &str| list.iter().find(|d| d.id.as_deref() == Some(id));
     if gone {
         return finish(e, ServiceDeploymentStatus::Stopped, Some(DELETED.into()), at);

@@ -11,7 +11,7 @@ use berth_api::model::{
     ServiceDeploymentStatus, StopServiceDeploymentRequest, StopServiceDeploymentResponse,
     StopServiceDeploymentStopType,
 };
-use berth_api::{ApiError, ErrorKind};
+use berth_api::{ApiError, Arn, ErrorKind, ResourceKind};
 
 use super::history::{self, Entry};
 use super::{controller, key, name_of, not_found, Stored, ACTIVE};
@@ -26,14 +26,9 @@ const DESCRIBE_MAX: usize = 20;
 const STOP_REQUESTED: &str = "Service deployment stopped by StopServiceDeployment";
 
 /// `(cluster, service, id)` of `arn:aws:ecs:R:A:KIND/CLUSTER/SERVICE/ID`.
-fn parse(arn: &str, kind: &str) -> Option<(String, String, String)> {
-    let mut fields = arn.strip_prefix("arn:")?.splitn(5, ':');
-    let (partition, service) = (fields.next()?, fields.next()?);
-    if !partition.starts_with("aws") || service != "ecs" {
-        return None;
-    }
-    let resource = fields.nth(2)?;
-    let mut parts = resource.strip_prefix(kind)?.strip_prefix('/')?.split('/');
+fn parse(arn: &str, kind: ResourceKind) -> Option<(String, String, String)> {
+    let arn = Arn::parse(arn).filter(|a| a.kind == kind)?;
+    let mut parts = arn.id.split('/');
     let (cluster, service, id) = (parts.next()?, parts.next()?, parts.next()?);
     let valid = parts.next().is_none() && ![cluster, service, id].contains(&"");
     valid.then(|| (cluster.to_string(), service.to_string(), id.to_string()))
@@ -79,7 +74,11 @@ pub async fn list_deployments(
 }
 
 /// The stored services the ARNs name, read once each; `None` for the ones that are not there.
-async fn services_of(state: &State, arns: &[String], kind: &str) -> Result<HashMap<String, Option<Stored>>, ApiError> {
+async fn services_of(
+    state: &State,
+    arns: &[String],
+    kind: ResourceKind,
+) -> Result<HashMap<String, Option<Stored>>, ApiError> {
     let mut services = HashMap::new();
     for (cluster, service, _) in arns.iter().filter_map(|a| parse(a, kind)) {
         let k = key(&cluster, &service);
@@ -101,7 +100,7 @@ fn check_count(arns: &[String], member: &str) -> Result<(), ApiError> {
 async fn describe_each<T>(
     state: &State,
     arns: Vec<String>,
-    kind: &str,
+    kind: ResourceKind,
     mut found: impl FnMut(&Stored, &str) -> Option<T>,
 ) -> Result<(Vec<T>, Vec<Failure>), ApiError> {
     let services = services_of(state, &arns, kind).await?;
@@ -127,7 +126,7 @@ pub async fn describe_deployments(
 ) -> Result<DescribeServiceDeploymentsResponse, ApiError> {
     let arns = req.service_deployment_arns.unwrap_or_default();
     check_count(&arns, "serviceDeploymentArns")?;
-    let (items, failures) = describe_each(&state, arns, "service-deployment", |s, id| {
+    let (items, failures) = describe_each(&state, arns, ResourceKind::ServiceDeployment, |s, id| {
         let e = s.history.deployments.iter().find(|e| e.id == id)?;
         Some(history::full(&s.service, &s.history, e))
     })
@@ -143,7 +142,7 @@ pub async fn describe_revisions(
 ) -> Result<DescribeServiceRevisionsResponse, ApiError> {
     let arns = req.service_revision_arns.unwrap_or_default();
     check_count(&arns, "serviceRevisionArns")?;
-    let (items, failures) = describe_each(&state, arns, "service-revision", |s, id| {
+    let (items, failures) = describe_each(&state, arns, ResourceKind::ServiceRevision, |s, id| {
         s.history.revisions.iter().find(|r| r.id == id).map(|r| history::revision(&s.service, r))
     })
     .await?;
@@ -161,7 +160,7 @@ pub async fn stop_deployment(
     if req.stop_type == Some(StopServiceDeploymentStopType::Abort) {
         return Err(ApiError::invalid("stopType ABORT is not supported; the valid value is ROLLBACK."));
     }
-    let (cluster, service, id) = parse(&arn, "service-deployment")
+    let (cluster, service, id) = parse(&arn, ResourceKind::ServiceDeployment)
         .ok_or_else(|| ApiError::invalid(format!("serviceDeploymentArn {arn:?} is not a service deployment ARN.")))?;
     records::update(&*state.store, &key(&cluster, &service), |current: Option<Stored>| {
         let mut stored = current.ok_or_else(deployment_not_found)?;
@@ -198,20 +197,20 @@ pub async fn stop_deployment(
 
 #[cfg(test)]
 mod tests {
-    use super::parse;
+    use super::{parse, ResourceKind};
 
     #[test]
     fn arns_name_cluster_service_and_id() {
         let arn = "arn:aws:ecs:us-east-1:123456789012:service-deployment/web/api/r9i43YFjvgF_xlg7m2eJ1r";
         assert_eq!(
-            parse(arn, "service-deployment"),
+            parse(arn, ResourceKind::ServiceDeployment),
             Some(("web".into(), "api".into(), "r9i43YFjvgF_xlg7m2eJ1r".into()))
         );
-        assert_eq!(parse(arn, "service-revision"), None);
+        assert_eq!(parse(arn, ResourceKind::ServiceRevision), None);
         for bad in
             ["", "arn:aws:ecs:us-east-1:1:service-deployment/web/api", "arn:aws:ecs:r:1:service-deployment/a/b/c/d"]
         {
-            assert_eq!(parse(bad, "service-deployment"), None, "{bad}");
+            assert_eq!(parse(bad, ResourceKind::ServiceDeployment), None, "{bad}");
         }
     }
 }
