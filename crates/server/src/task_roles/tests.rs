@@ -63,20 +63,41 @@ async fn only_roles_that_trust_ecs_tasks_pass() {
     check(&state, &definition(Some(role_arn("app"))), Some(&overrides)).await.expect_err("the override is checked");
 }
 
-async fn put_task(state: &State, id: &str, role: Option<String>, instance: &str, status: &str) {
+#[tokio::test]
+async fn the_execution_role_is_checked_as_the_task_role_is() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = state(&dir);
+    put_role(&state, "app", "ecs-tasks.amazonaws.com").await;
+    put_role(&state, "exec", "ecs-tasks.amazonaws.com").await;
+    put_role(&state, "svc", "ecs.amazonaws.com").await;
+    let both =
+        |exec: &str| TaskDefinition { execution_role_arn: Some(role_arn(exec)), ..definition(Some(role_arn("app"))) };
+    check(&state, &both("exec"), None).await.expect("trusted roles");
+    for bad in ["svc", "missing"] {
+        let e = check(&state, &both(bad), None).await.expect_err("refused");
+        assert_eq!(e.kind, ErrorKind::Client, "{bad}");
+        assert!(
+            e.message.starts_with(&format!("ECS was unable to assume the role '{}'", role_arn(bad))),
+            "{}",
+            e.message
+        );
+    }
+    let overrides = |exec: &str| TaskOverride { execution_role_arn: Some(exec.to_string()), ..Default::default() };
+    let e =
+        check(&state, &both("exec"), Some(&overrides(&role_arn("svc")))).await.expect_err("the override is checked");
+    assert!(e.message.contains(&role_arn("svc")), "{}", e.message);
+    check(&state, &both("svc"), Some(&overrides(&role_arn("exec")))).await.expect("the override replaces it");
+    check(&state, &both("svc"), Some(&overrides(""))).await.expect("an empty override means none");
+}
+
+async fn put_task(state: &State, id: &str, definition: TaskDefinition, instance: &str, status: &str) {
     let task = Task {
         task_arn: Some(format!("arn:aws:ecs:us-east-1:{ACCOUNT}:task/c/{id}")),
         container_instance_arn: Some(instance.into()),
         last_status: Some(status.into()),
         ..Default::default()
     };
-    let stored = tasks::Stored {
-        task,
-        definition: definition(role),
-        reservation: Default::default(),
-        capacity: None,
-        network: None,
-    };
+    let stored = tasks::Stored { task, definition, reservation: Default::default(), capacity: None, network: None };
     let txn = Txn::new().put(tasks::key("c", id), records::encode(&stored).expect("encodes"), Expect::Absent);
     state.store.commit(txn).await.expect("task stored");
 }
@@ -96,11 +117,13 @@ async fn credentials_go_only_to_the_agent_of_the_tasks_instance() {
     let create = CreateClusterRequest { cluster_name: Some("c".into()), ..Default::default() };
     crate::clusters::create(Arc::clone(&state), call(), create).await.expect("cluster");
     put_role(&state, "app", "ecs-tasks.amazonaws.com").await;
-    put_task(&state, "t1", Some(role_arn("app")), INSTANCE, "RUNNING").await;
-    put_task(&state, "t2", Some(role_arn("app")), INSTANCE, "STOPPED").await;
-    put_task(&state, "t3", None, INSTANCE, "RUNNING").await;
+    put_role(&state, "exec", "ecs-tasks.amazonaws.com").await;
+    let with_exec = |role| TaskDefinition { execution_role_arn: Some(role_arn("exec")), ..definition(role) };
+    put_task(&state, "t1", with_exec(Some(role_arn("app"))), INSTANCE, "RUNNING").await;
+    put_task(&state, "t2", definition(Some(role_arn("app"))), INSTANCE, "STOPPED").await;
+    put_task(&state, "t3", with_exec(None), INSTANCE, "RUNNING").await;
     let creds = get_credentials(Arc::clone(&state), call(), request("t1", "abc123")).await.expect("credentials");
-    assert_eq!(creds.role_arn, role_arn("app"));
+    assert_eq!(creds.role_arn, role_arn("app"), "the task role's, never the execution role's");
     assert!(creds.access_key_id.starts_with("ASIA") && !creds.session_token.is_empty());
     assert!(state.keys.secret(&creds.access_key_id).is_some(), "the server accepts them");
     for (task, instance) in [("t1", "other"), ("t2", "abc123"), ("t3", "abc123"), ("t9", "abc123")] {
