@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use berth_api::agent::GetTaskCredentialsRequest;
 use berth_api::model::{CreateClusterRequest, Task, TaskDefinition, TaskOverride};
-use berth_api::ErrorKind;
+use berth_api::{ApiError, ErrorKind};
 use berth_store::{Expect, SqliteStore, Txn};
 
 use super::{check, get_credentials};
@@ -46,6 +46,13 @@ fn definition(role: Option<String>) -> TaskDefinition {
     TaskDefinition { task_role_arn: role, ..Default::default() }
 }
 
+/// Asserts that the check refused `role` with ECS's message.
+fn refused(result: Result<(), ApiError>, role: &str) {
+    let e = result.expect_err(role);
+    assert_eq!(e.kind, ErrorKind::Client, "{role}");
+    assert!(e.message.starts_with(&format!("ECS was unable to assume the role '{role}'")), "{}", e.message);
+}
+
 #[tokio::test]
 async fn only_roles_that_trust_ecs_tasks_pass() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -55,12 +62,10 @@ async fn only_roles_that_trust_ecs_tasks_pass() {
     check(&state, &definition(None), None).await.expect("no role");
     check(&state, &definition(Some(role_arn("app"))), None).await.expect("trusted role");
     for bad in [role_arn("vm"), role_arn("missing"), "not-an-arn".to_string()] {
-        let e = check(&state, &definition(Some(bad.clone())), None).await.expect_err("refused");
-        assert_eq!(e.kind, ErrorKind::Client, "{bad}");
-        assert!(e.message.starts_with(&format!("ECS was unable to assume the role '{bad}'")), "{}", e.message);
+        refused(check(&state, &definition(Some(bad.clone())), None).await, &bad);
     }
     let overrides = TaskOverride { task_role_arn: Some(role_arn("vm")), ..Default::default() };
-    check(&state, &definition(Some(role_arn("app"))), Some(&overrides)).await.expect_err("the override is checked");
+    refused(check(&state, &definition(Some(role_arn("app"))), Some(&overrides)).await, &role_arn("vm"));
 }
 
 #[tokio::test]
@@ -74,18 +79,10 @@ async fn the_execution_role_is_checked_as_the_task_role_is() {
         |exec: &str| TaskDefinition { execution_role_arn: Some(role_arn(exec)), ..definition(Some(role_arn("app"))) };
     check(&state, &both("exec"), None).await.expect("trusted roles");
     for bad in ["svc", "missing"] {
-        let e = check(&state, &both(bad), None).await.expect_err("refused");
-        assert_eq!(e.kind, ErrorKind::Client, "{bad}");
-        assert!(
-            e.message.starts_with(&format!("ECS was unable to assume the role '{}'", role_arn(bad))),
-            "{}",
-            e.message
-        );
+        refused(check(&state, &both(bad), None).await, &role_arn(bad));
     }
     let overrides = |exec: &str| TaskOverride { execution_role_arn: Some(exec.to_string()), ..Default::default() };
-    let e =
-        check(&state, &both("exec"), Some(&overrides(&role_arn("svc")))).await.expect_err("the override is checked");
-    assert!(e.message.contains(&role_arn("svc")), "{}", e.message);
+    refused(check(&state, &both("exec"), Some(&overrides(&role_arn("svc")))).await, &role_arn("svc"));
     check(&state, &both("svc"), Some(&overrides(&role_arn("exec")))).await.expect("the override replaces it");
     check(&state, &both("svc"), Some(&overrides(""))).await.expect("an empty override means none");
 }
