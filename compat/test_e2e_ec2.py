@@ -190,6 +190,7 @@ def test_token_auth_registry_pulls_with_the_agents_credentials(ecs, fleet):
     reason = s["stoppedReason"]
     assert reason.startswith("CannotPullContainerError"), reason
     assert "rejected the credentials" in reason and "authentication" in reason, reason
+    assert "incorrect username or password" in reason, reason
     ecs.stop_task(cluster=fleet["cluster"], task=good)
     wait_stopped(ecs, fleet, [good])
 

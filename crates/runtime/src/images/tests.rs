@@ -409,7 +409,8 @@ async fn token_auth() {
     let pulled = fresh.pull(&by_digest, Some(&auth), PullPolicy::Always).await.unwrap();
     assert_eq!((pulled.manifest_digest, pulled.id), (built.manifest_digest.clone(), image.id));
 
-    let configured = ImageStoreConfig { credentials: vec![(registry.host.clone(), auth.clone())], ..Default::default() };
+    let configured =
+        ImageStoreConfig { credentials: vec![(registry.host.clone(), auth.clone())], ..Default::default() };
     let agent_store = ImageStore::open_with(&work.path().join("configured"), configured).unwrap();
     agent_store.pull(&reference, None, PullPolicy::Always).await.unwrap();
 

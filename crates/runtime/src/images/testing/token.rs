@@ -83,8 +83,19 @@ impl TokenServer {
         let key = dir.join("token.key");
         let cert = dir.join("token.crt");
         openssl(&[
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=berth-test-token",
-            "-keyout", path_str(&key)?, "-out", path_str(&cert)?,
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=berth-test-token",
+            "-keyout",
+            path_str(&key)?,
+            "-out",
+            path_str(&cert)?,
         ])?;
         let cert_der_b64 = pem_body(&fs::read_to_string(&cert)?);
         let stats = Arc::new(TokenStats::default());
@@ -171,7 +182,10 @@ impl Issuer {
             Some(true) => Some(self.auth.username.as_str()),
             Some(false) => {
                 self.stats.refused.fetch_add(1, Ordering::SeqCst);
-                return ("401 Unauthorized", r#"{"details":"authentication failed: incorrect username or password"}"#.into());
+                return (
+                    "401 Unauthorized",
+                    r#"{"details":"authentication failed: incorrect username or password"}"#.into(),
+                );
             }
         };
         let scopes = form_urlencoded::parse(query.as_bytes())
@@ -219,11 +233,8 @@ impl Issuer {
             "jti": format!("{}-{}", now.as_nanos(), self.stats.issued()),
             "access": access,
         });
-        let signing_input = format!(
-            "{}.{}",
-            URL_SAFE_NO_PAD.encode(header.to_string()),
-            URL_SAFE_NO_PAD.encode(claims.to_string())
-        );
+        let signing_input =
+            format!("{}.{}", URL_SAFE_NO_PAD.encode(header.to_string()), URL_SAFE_NO_PAD.encode(claims.to_string()));
         let signature = openssl_stdin(&["dgst", "-sha256", "-sign", path_str(&self.key)?], signing_input.as_bytes())?;
         Ok(format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(signature)))
     }
