@@ -54,14 +54,7 @@ pub(crate) fn map_error(operation: &'static str, r: &ImageRef, authed: bool, e: 
                 brief(reason)
             ),
         ),
-        OciDistributionError::UnauthorizedError { .. } => (
-            PullFailure::Unauthorized,
-            if authed {
-                format!("registry {registry} rejected the credentials (authentication failed)")
-            } else {
-                format!("registry {registry} requires authentication and no credentials were given")
-            },
-        ),
+        OciDistributionError::UnauthorizedError { .. } => (PullFailure::Unauthorized, refused(operation, r, authed)),
         OciDistributionError::RegistryError { envelope, .. } => {
             let failure = envelope
                 .errors
@@ -80,6 +73,9 @@ pub(crate) fn map_error(operation: &'static str, r: &ImageRef, authed: bool, e: 
             let messages: Vec<String> =
                 envelope.errors.iter().map(|err| format!("{:?}: {}", err.code, err.message)).collect();
             (failure, format!("registry {registry} answered {}", messages.join("; ")))
+        }
+        OciDistributionError::ServerError { code: code @ (401 | 403), message, .. } => {
+            (PullFailure::Unauthorized, format!("{} (HTTP {code}: {})", refused(operation, r, authed), brief(message)))
         }
         OciDistributionError::ServerError { code, message, .. } => {
             (status_failure(*code), format!("registry {registry} answered HTTP {code}: {}", message.trim()))
@@ -103,6 +99,20 @@ pub(crate) fn map_error(operation: &'static str, r: &ImageRef, authed: bool, e: 
         other => (PullFailure::Registry, chain(other)),
     };
     ImageError::Registry { operation, reference: r.parsed.whole(), failure, detail }
+}
+
+/// Why a 401 or 403 happened, as far as the client can tell: a token registry answers 401
+/// both to wrong basic credentials and to a token that does not grant the operation.
+fn refused(operation: &str, r: &ImageRef, authed: bool) -> String {
+    let registry = r.registry();
+    if authed {
+        format!(
+            "registry {registry} rejected the credentials (authentication failed, or they do not grant {operation} on {})",
+            r.parsed.repository()
+        )
+    } else {
+        format!("registry {registry} requires authentication and no credentials were given")
+    }
 }
 
 /// A token service's answer, trimmed and cut to one short line for a stop reason.

@@ -26,7 +26,7 @@ use super::build::{tar_dir, BuiltImage};
 use super::digest::{sha256_hex, temp_path};
 use super::RegistryAuth;
 
-pub use token::{TokenServer, TokenStats, ISSUER, SERVICE};
+pub use token::{TokenServer, TokenStats, TokenUser, ISSUER, SERVICE};
 
 fn other(msg: impl Into<String>) -> io::Error {
     io::Error::other(msg.into())
@@ -50,7 +50,7 @@ enum Auth {
     Anonymous,
     /// htpasswd (bcrypt) basic auth.
     Basic(RegistryAuth),
-    /// Bearer tokens from a token server that knows these credentials.
+    /// Bearer tokens from a token server; the credentials are its first user's.
     Token(RegistryAuth, TokenServer),
 }
 
@@ -65,12 +65,12 @@ impl TestRegistry {
         Self::launch(Auth::Basic(RegistryAuth { username: username.into(), password: password.into() }))
     }
 
-    /// A registry that requires bearer tokens, which its [`TokenServer`] gives to
-    /// `username`/`password` (pull and push on every repository), each valid for `ttl`.
-    pub fn start_with_token_auth(username: &str, password: &str, ttl: Duration) -> io::Result<Self> {
-        let auth = RegistryAuth { username: username.into(), password: password.into() };
-        let server = TokenServer::start(auth.clone(), ttl)?;
-        Self::launch(Auth::Token(auth, server))
+    /// A registry that requires bearer tokens, which its [`TokenServer`] gives to `users`
+    /// (each valid for `ttl`); [`Self::auth`] answers the first user's credentials.
+    pub fn start_with_token_auth(users: Vec<TokenUser>, ttl: Duration) -> io::Result<Self> {
+        let first = users.first().map(|u| u.auth.clone()).ok_or_else(|| other("a token registry needs a user"))?;
+        let server = TokenServer::start(users, ttl)?;
+        Self::launch(Auth::Token(first, server))
     }
 
     fn launch(auth: Auth) -> io::Result<Self> {

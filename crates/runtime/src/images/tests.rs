@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use super::build::{BuiltImage, LayerBlob};
 use super::reference::{is_plain_http, ImageRef};
-use super::testing::{busybox_rootfs, tar_directory, write_docker_archive, write_oci_layout, TestRegistry};
+use super::testing::{busybox_rootfs, tar_directory, write_docker_archive, write_oci_layout, TestRegistry, TokenUser};
 use super::*;
 
 fn tempdir() -> tempfile::TempDir {
@@ -386,7 +386,8 @@ async fn basic_auth() {
 /// reason; none fail as "requires authentication"; the store's configured credentials work.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_auth() {
-    let registry = TestRegistry::start_with_token_auth("berth", "t0ken", Duration::from_secs(300)).unwrap();
+    let users = vec![TokenUser::new("berth", "t0ken", &["pull", "push"]), TokenUser::new("reader", "r3ad", &["pull"])];
+    let registry = TestRegistry::start_with_token_auth(users, Duration::from_secs(300)).unwrap();
     let tokens = registry.token_server().unwrap().stats();
     let work = tempdir();
     let auth = registry.auth().unwrap();
@@ -413,6 +414,14 @@ async fn token_auth() {
         ImageStoreConfig { credentials: vec![(registry.host.clone(), auth.clone())], ..Default::default() };
     let agent_store = ImageStore::open_with(&work.path().join("configured"), configured).unwrap();
     agent_store.pull(&reference, None, PullPolicy::Always).await.unwrap();
+
+    // A pull-only account pulls, and its push is refused: the token grants no push.
+    let reader = RegistryAuth { username: "reader".into(), password: "r3ad".into() };
+    let read_store = ImageStore::open(&work.path().join("reader")).unwrap();
+    read_store.pull(&reference, Some(&reader), PullPolicy::Always).await.unwrap();
+    let err = built.push(&registry.reference("private/token:2"), Some(&reader), &[]).await.unwrap_err();
+    assert_eq!(err.pull_failure(), Some(PullFailure::Unauthorized), "{err}");
+    assert!(err.to_string().contains("do not grant push on private/token"), "{err}");
 
     let wrong = RegistryAuth { username: "berth".into(), password: "nope".into() };
     let refused = tokens.refused();

@@ -5,8 +5,8 @@
 //! basic credentials and gets a JWT whose `access` claim lists what it may do.
 //!
 //! # Behavior
-//! - The right credentials get every requested `pull`/`push` action on every repository;
-//!   anonymous requests get a token that grants nothing (as Docker Hub does), so the registry
+//! - Each [`TokenUser`] is granted the requested actions it may do (`pull`, `push`) on every
+//!   repository; anonymous requests get a token that grants nothing (as Docker Hub does), so the registry
 //!   still refuses them; wrong credentials get 401 and a message naming authentication.
 //! - Tokens are RS256 JWTs whose `x5c` header carries a self-signed certificate, the same one
 //!   the registry is given as `rootcertbundle`. The key and certificate are made, and each
@@ -54,9 +54,22 @@ impl TokenStats {
     }
 }
 
+/// One account of a [`TokenServer`] and the repository actions it may be granted.
+#[derive(Debug, Clone)]
+pub struct TokenUser {
+    pub auth: RegistryAuth,
+    pub actions: Vec<&'static str>,
+}
+
+impl TokenUser {
+    pub fn new(username: &str, password: &str, actions: &[&'static str]) -> Self {
+        Self { auth: RegistryAuth { username: username.into(), password: password.into() }, actions: actions.to_vec() }
+    }
+}
+
 #[derive(Debug)]
 struct Issuer {
-    auth: RegistryAuth,
+    users: Vec<TokenUser>,
     key: PathBuf,
     /// The certificate, DER in standard base64 (the `x5c` entry).
     cert_der_b64: String,
@@ -76,8 +89,8 @@ pub struct TokenServer {
 }
 
 impl TokenServer {
-    /// Serves tokens to `auth`'s credentials, each valid for `ttl`.
-    pub fn start(auth: RegistryAuth, ttl: Duration) -> io::Result<Self> {
+    /// Serves tokens to `users`, each valid for `ttl`.
+    pub fn start(users: Vec<TokenUser>, ttl: Duration) -> io::Result<Self> {
         let dir = temp_path(&std::env::temp_dir(), "berth-token");
         fs::create_dir_all(&dir)?;
         let key = dir.join("token.key");
@@ -99,7 +112,7 @@ impl TokenServer {
         ])?;
         let cert_der_b64 = pem_body(&fs::read_to_string(&cert)?);
         let stats = Arc::new(TokenStats::default());
-        let issuer = Issuer { auth, key, cert_der_b64, ttl, stats: stats.clone() };
+        let issuer = Issuer { users, key, cert_der_b64, ttl, stats: stats.clone() };
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let addr = listener.local_addr()?;
         let stop = Arc::new(AtomicBool::new(false));
@@ -177,10 +190,10 @@ impl Issuer {
         let Some(query) = target.strip_prefix("/token").map(|rest| rest.trim_start_matches('?')) else {
             return ("404 Not Found", r#"{"details":"no such path"}"#.into());
         };
-        let user = match authorization.map(|a| self.check(a)) {
+        let user = match authorization.map(|a| self.user(a)) {
             None => None,
-            Some(true) => Some(self.auth.username.as_str()),
-            Some(false) => {
+            Some(Some(user)) => Some(user),
+            Some(None) => {
                 self.stats.refused.fetch_add(1, Ordering::SeqCst);
                 return (
                     "401 Unauthorized",
@@ -192,10 +205,10 @@ impl Issuer {
             .filter(|(k, _)| k == "scope")
             .flat_map(|(_, v)| v.split(' ').map(str::to_string).collect::<Vec<_>>());
         let access: Vec<serde_json::Value> = match user {
-            Some(_) => scopes.filter_map(|scope| granted(&scope)).collect(),
+            Some(user) => scopes.filter_map(|scope| granted(&scope, &user.actions)).collect(),
             None => Vec::new(),
         };
-        match self.sign(user.unwrap_or(""), &access) {
+        match self.sign(user.map_or("", |u| u.auth.username.as_str()), &access) {
             Ok(token) => {
                 if user.is_some() {
                     self.stats.issued.fetch_add(1, Ordering::SeqCst);
@@ -210,13 +223,13 @@ impl Issuer {
         }
     }
 
-    /// Whether `Basic base64(user:password)` names the one user.
-    fn check(&self, authorization: &str) -> bool {
+    /// The user `Basic base64(user:password)` names, if the password is right.
+    fn user(&self, authorization: &str) -> Option<&TokenUser> {
         let decoded = authorization
             .strip_prefix("Basic ")
             .and_then(|b64| STANDARD.decode(b64.trim()).ok())
-            .and_then(|raw| String::from_utf8(raw).ok());
-        decoded.as_deref() == Some(format!("{}:{}", self.auth.username, self.auth.password).as_str())
+            .and_then(|raw| String::from_utf8(raw).ok())?;
+        self.users.iter().find(|u| decoded == format!("{}:{}", u.auth.username, u.auth.password))
     }
 
     /// An RS256 JWT for `subject` granting `access`.
@@ -240,15 +253,15 @@ impl Issuer {
     }
 }
 
-/// The access entry for one requested scope (`repository:NAME:pull,push`): its pull and push
-/// actions; other types and actions are not granted.
-fn granted(scope: &str) -> Option<serde_json::Value> {
+/// The access entry for one requested scope (`repository:NAME:pull,push`): the requested
+/// actions among `allowed`; other resource types are not granted.
+fn granted(scope: &str, allowed: &[&str]) -> Option<serde_json::Value> {
     let (kind, rest) = scope.split_once(':')?;
     let (name, actions) = rest.rsplit_once(':')?;
     if kind != "repository" {
         return None;
     }
-    let actions: Vec<&str> = actions.split(',').filter(|a| matches!(*a, "pull" | "push")).collect();
+    let actions: Vec<&str> = actions.split(',').filter(|a| allowed.contains(a)).collect();
     Some(serde_json::json!({ "type": "repository", "name": name, "actions": actions }))
 }
 
