@@ -103,6 +103,31 @@ struct FargateArgs {
     /// Seconds an interrupted FARGATE_SPOT task has between SIGTERM and SIGKILL.
     #[arg(long, default_value_t = 120, env = "BERTH_FARGATE_SPOT_WARNING")]
     fargate_spot_warning: u64,
+    /// How Fargate tasks are isolated: `namespace` (their own namespaces and cgroup) or
+    /// `microvm` (each task in its own qemu microVM; see docs/microvm.md).
+    #[arg(long, default_value = "namespace", value_parser = ["namespace", "microvm"], env = "BERTH_ISOLATION")]
+    isolation: String,
+    /// The microVMs' accelerator: `kvm` (probed at start-up: berth refuses to start when
+    /// KVM cannot run a guest) or `tcg` (emulation: for tests and hosts without usable KVM).
+    #[arg(long, default_value = "kvm", env = "BERTH_MICROVM_ACCEL")]
+    microvm_accel: berth_runtime::microvm::Accel,
+}
+
+impl FargateArgs {
+    /// With `--isolation microvm`: qemu, the guest kernel and initramfs, after a probe boot.
+    fn microvm(&self, data_dir: &std::path::Path) -> Result<Option<berth_runtime::microvm::MicroVm>> {
+        if self.isolation != "microvm" {
+            return Ok(None);
+        }
+        let (vm, boot) = berth_runtime::microvm::MicroVm::prepare(&data_dir.join("microvm"), self.microvm_accel)
+            .context("--isolation microvm")?;
+        println!(
+            "berth: microVM isolation ({:?}): a probe guest booted in {} ms",
+            self.microvm_accel,
+            boot.as_millis()
+        );
+        Ok(Some(vm))
+    }
 }
 
 /// The service controller's clocks, in seconds.
@@ -190,6 +215,10 @@ async fn run(command: Command) -> Result<()> {
     };
     let data_dir = config.data_dir.clone();
     let region = config.region.clone();
+    let microvm = match &fargate {
+        Some(f) => f.microvm(&data_dir.join("fargate"))?,
+        None => None,
+    };
     let mut server = RunningServer::start(config).await.context("starting the berth server")?;
     println!("berth: listening on {}", server.endpoint);
     println!("berth: data in {}; try: aws --profile berth ecs list-clusters", data_dir.display());
@@ -211,6 +240,7 @@ async fn run(command: Command) -> Result<()> {
         config.bridge = f.fargate_bridge;
         config.subnet = f.fargate_subnet;
         config.spot_warning = std::time::Duration::from_secs(f.fargate_spot_warning);
+        config.microvm = microvm;
         println!(
             "berth: Fargate capacity on {} {} (data in {})",
             config.bridge,
