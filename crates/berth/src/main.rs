@@ -35,6 +35,32 @@ enum Command {
     Image(image::ImageArgs),
     /// Print a task's output (`--follow` to keep printing until it stops).
     Logs(logs::LogsArgs),
+    /// Boot probe microVMs and print each boot time (scripts/bench-microvm).
+    #[command(hide = true)]
+    MicrovmBoot(MicrovmBootArgs),
+}
+
+#[derive(Args)]
+struct MicrovmBootArgs {
+    /// Where the initramfs is built and cached.
+    #[arg(long)]
+    cache_dir: PathBuf,
+    #[arg(long, default_value = "kvm")]
+    accel: berth_runtime::microvm::Accel,
+    /// How many guests to boot, one after another.
+    #[arg(long, default_value_t = 10)]
+    runs: usize,
+}
+
+/// Prints `boot_ms N` for each probe guest: qemu's spawn to the guest init's READY line.
+fn microvm_boot(a: MicrovmBootArgs) -> Result<()> {
+    let (vm, first) =
+        berth_runtime::microvm::MicroVm::prepare(&a.cache_dir, a.accel).context("preparing the microVM")?;
+    println!("boot_ms {}", first.as_millis());
+    for _ in 1..a.runs {
+        println!("boot_ms {}", vm.probe().context("booting a probe microVM")?.as_millis());
+    }
+    Ok(())
 }
 
 #[derive(Args)]
@@ -190,6 +216,9 @@ fn main() -> Result<()> {
         let args = berth_runtime::container::ShimArgs::parse(shim.args).context("berth shim arguments")?;
         return berth_runtime::container::shim_main(args).context("berth shim");
     }
+    if let Command::MicrovmBoot(a) = cli.command {
+        return microvm_boot(a);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
     runtime.block_on(run(cli.command))
 }
@@ -203,7 +232,9 @@ async fn run(command: Command) -> Result<()> {
         Command::Image(a) => return image::run(a).await,
         Command::Logs(a) => return logs::run(a).await,
         Command::Agent(a) => return agent::run(a).await,
-        Command::Shim(_) => anyhow::bail!("the shim runs before the async runtime starts"),
+        Command::Shim(_) | Command::MicrovmBoot(_) => {
+            anyhow::bail!("this command runs before the async runtime starts")
+        }
         Command::Dev(a) => {
             let dir = match a.data_dir {
                 Some(d) => d,
