@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -167,3 +168,24 @@ def test_what_a_vm_cannot_run_yet_is_refused_with_a_reason(vm):
     task = wait(vm, run(vm, d["family"]), "tasks_stopped", attempts=30)
     assert task["stoppedReason"].startswith(
         "CannotStartContainerError: microVM isolation does not support tasks of more than one container"), task
+
+
+def test_kvm_is_probed_at_start_up_and_an_unusable_one_refused(tmp_path):
+    """With the default accelerator the server boots a probe guest before it serves: on a
+    host whose KVM cannot run a guest (this project's machines) it refuses to start."""
+    proc = subprocess.Popen(
+        [str(berth_binary()), "server", "--data-dir", str(tmp_path / "data"), "--listen", "127.0.0.1:0",
+         "--no-profile", "--fargate-capacity", "--isolation", "microvm"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ, RUST_BACKTRACE="0"))
+    try:
+        stdout, stderr = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        pytest.skip("KVM ran the probe guest here, so the server started")
+    assert proc.returncode != 0
+    assert "--isolation microvm" in stderr and "the probe microVM (Kvm) did not boot" in stderr, stderr
+    assert "listening on" not in stdout, stdout
+    bad = subprocess.run([str(berth_binary()), "server", "--data-dir", str(tmp_path / "d2"), "--fargate-capacity",
+                          "--isolation", "microvm", "--microvm-accel", "xen"], capture_output=True, text=True, timeout=30)
+    assert bad.returncode != 0 and "unknown microVM accelerator \"xen\"" in bad.stderr, bad.stderr

@@ -179,29 +179,27 @@ impl MicroVm {
                     return;
                 }
                 if let Some(at) = line.find(&format!("{CONSOLE_PREFIX}FAILED")) {
-                    let _ = tx.send(Err(line[at + CONSOLE_PREFIX.len()..].to_string()));
+                    let _ = tx.send(Err(Some(line[at + CONSOLE_PREFIX.len()..].to_string())));
                     return;
                 }
             }
+            // qemu ended (closed the console) without the guest getting there.
+            let _ = tx.send(Err(None));
         });
         let result = rx.recv_timeout(PROBE_TIMEOUT);
         let _ = child.kill();
         let status = child.wait();
-        match result {
-            Ok(Ok(boot)) => Ok(boot),
-            Ok(Err(line)) => Err(fail(line)),
-            Err(_) => {
-                let mut stderr = String::new();
-                if let Some(mut e) = child.stderr.take() {
-                    let _ = std::io::Read::read_to_string(&mut e, &mut stderr);
-                }
-                let how = match status {
-                    Ok(s) if s.code().is_some() => format!("qemu exited ({s})"),
-                    _ => format!("no READY from the guest within {PROBE_TIMEOUT:?}"),
-                };
-                Err(fail(format!("{how}: {}", stderr.trim())))
-            }
+        let how = match result {
+            Ok(Ok(boot)) => return Ok(boot),
+            Ok(Err(Some(line))) => return Err(fail(line)),
+            Ok(Err(None)) => format!("qemu ended ({})", status.map_or_else(|e| e.to_string(), |s| s.to_string())),
+            Err(_) => format!("no READY from the guest within {PROBE_TIMEOUT:?}"),
+        };
+        let mut stderr = String::new();
+        if let Some(mut e) = child.stderr.take() {
+            let _ = std::io::Read::read_to_string(&mut e, &mut stderr);
         }
+        Err(fail(format!("{how}: {}", stderr.trim())))
     }
 }
 
