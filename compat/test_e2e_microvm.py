@@ -162,6 +162,24 @@ def test_stop_task_stops_the_vm_and_qemu_runs_in_the_task_cgroup(vm):
         Path(f"/proc/{p}").exists() for p in procs)
 
 
+def test_the_vm_outlives_a_sigkilled_server_and_is_adopted(vm):
+    """The VM's supervisor is the container shim, in its own session: SIGKILL of the server
+    (and its managed agent) leaves the guest running, and the restarted agent adopts it,
+    stops it through the console and collects its exit code."""
+    d, group = register(vm, ["sh", "-c", "trap 'echo got-term; exit 5' TERM; echo up; while true; do sleep 0.2; done"])
+    arn = run(vm, d["family"])
+    wait(vm, arn, "tasks_running")
+    assert "up" in log_lines(vm, group, arn, "up")
+    vm["server"].kill()
+    vm["server"].start(timeout=90)
+    task = vm["ecs"].describe_tasks(cluster=vm["cluster"], tasks=[arn])["tasks"][0]
+    assert task["lastStatus"] == "RUNNING", task
+    vm["ecs"].stop_task(cluster=vm["cluster"], task=arn, reason="after restart")
+    task = wait(vm, arn, "tasks_stopped", attempts=60)
+    assert task["containers"][0].get("exitCode") == 5, task
+    assert "got-term" in log_lines(vm, group, arn, "got-term")
+
+
 def test_what_a_vm_cannot_run_yet_is_refused_with_a_reason(vm):
     two = [{"name": n, "image": vm["image"], "command": ["true"]} for n in ("a", "b")]
     d, _ = register(vm, None, containers=two)
