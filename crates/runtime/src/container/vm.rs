@@ -164,40 +164,31 @@ fn netns_name(path: &Path) -> Result<String, String> {
 /// the task's interface both ways, so the guest's eth0 stands in for the task's.
 fn set_up_tap(netns: &Path, net: &GuestNetwork) -> Result<(), String> {
     let ns = netns_name(netns)?;
-    let redirect = |from: &str, to: &str| -> Vec<Vec<String>> {
-        let s = |v: &[&str]| v.iter().map(|a| a.to_string()).collect::<Vec<_>>();
-        vec![
-            s(&["tc", "-n", &ns, "qdisc", "add", "dev", from, "ingress"]),
-            s(&[
-                "tc", "-n", &ns, "filter", "add", "dev", from, "parent", "ffff:", "protocol", "all", "u32", "match",
-                "u8", "0", "0", "action", "mirred", "egress", "redirect", "dev", to,
-            ]),
-        ]
-    };
-    let mut commands = vec![
-        vec![
-            "ip".to_string(),
-            "-n".into(),
-            ns.clone(),
-            "tuntap".into(),
-            "add".into(),
-            "dev".into(),
-            net.tap.clone(),
-            "mode".into(),
-            "tap".into(),
-        ],
-        vec!["ip".to_string(), "-n".into(), ns.clone(), "link".into(), "set".into(), net.tap.clone(), "up".into()],
-    ];
-    commands.extend(redirect(&net.interface, &net.tap));
-    commands.extend(redirect(&net.tap, &net.interface));
+    let (tap, interface) = (net.tap.as_str(), net.interface.as_str());
+    let mut commands: Vec<Vec<&str>> =
+        vec![vec!["ip", "tuntap", "add", "dev", tap, "mode", "tap"], vec!["ip", "link", "set", tap, "up"]];
+    for (from, to) in [(interface, tap), (tap, interface)] {
+        commands.push(vec!["tc", "qdisc", "add", "dev", from, "ingress"]);
+        commands.push(vec![
+            "tc", "filter", "add", "dev", from, "parent", "ffff:", "protocol", "all", "u32", "match", "u8", "0", "0",
+            "action", "mirred", "egress", "redirect", "dev", to,
+        ]);
+    }
     for args in commands {
-        let out = Command::new(&args[0])
+        // `ip -n NS` and `tc -n NS` run the command in the task's namespace.
+        let out = Command::new(args[0])
+            .args(["-n", &ns])
             .args(&args[1..])
             .stdin(Stdio::null())
             .output()
             .map_err(|e| format!("running {}: {e}", args[0]))?;
         if !out.status.success() {
-            return Err(format!("{}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()));
+            return Err(format!(
+                "{} -n {ns} {}: {}",
+                args[0],
+                args[1..].join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
         }
     }
     Ok(())

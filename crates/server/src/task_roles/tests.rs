@@ -63,10 +63,12 @@ async fn only_roles_that_trust_ecs_tasks_pass() {
     check(&state, &definition(Some(role_arn("app"))), Some(&overrides)).await.expect_err("the override is checked");
 }
 
-async fn put_task(state: &State, id: &str, role: Option<String>, instance: &str, status: &str) {
+/// Stores task `id` of cluster `c` placed on `instance`: as its container instance, or for a
+/// Fargate task (`fargate`) as the pool instance that holds its reservation.
+async fn put_task(state: &State, id: &str, role: Option<String>, instance: &str, status: &str, fargate: bool) {
     let task = Task {
         task_arn: Some(format!("arn:aws:ecs:us-east-1:{ACCOUNT}:task/c/{id}")),
-        container_instance_arn: Some(instance.into()),
+        container_instance_arn: (!fargate).then(|| instance.into()),
         last_status: Some(status.into()),
         ..Default::default()
     };
@@ -74,7 +76,7 @@ async fn put_task(state: &State, id: &str, role: Option<String>, instance: &str,
         task,
         definition: definition(role),
         reservation: Default::default(),
-        capacity: None,
+        capacity: fargate.then(|| instance.into()),
         network: None,
     };
     let txn = Txn::new().put(tasks::key("c", id), records::encode(&stored).expect("encodes"), Expect::Absent);
@@ -96,14 +98,17 @@ async fn credentials_go_only_to_the_agent_of_the_tasks_instance() {
     let create = CreateClusterRequest { cluster_name: Some("c".into()), ..Default::default() };
     crate::clusters::create(Arc::clone(&state), call(), create).await.expect("cluster");
     put_role(&state, "app", "ecs-tasks.amazonaws.com").await;
-    put_task(&state, "t1", Some(role_arn("app")), INSTANCE, "RUNNING").await;
-    put_task(&state, "t2", Some(role_arn("app")), INSTANCE, "STOPPED").await;
-    put_task(&state, "t3", None, INSTANCE, "RUNNING").await;
+    put_task(&state, "t1", Some(role_arn("app")), INSTANCE, "RUNNING", false).await;
+    put_task(&state, "t2", Some(role_arn("app")), INSTANCE, "STOPPED", false).await;
+    put_task(&state, "t3", None, INSTANCE, "RUNNING", false).await;
+    put_task(&state, "f1", Some(role_arn("app")), INSTANCE, "RUNNING", true).await;
     let creds = get_credentials(Arc::clone(&state), call(), request("t1", "abc123")).await.expect("credentials");
     assert_eq!(creds.role_arn, role_arn("app"));
+    let fargate = get_credentials(Arc::clone(&state), call(), request("f1", "abc123")).await;
+    assert_eq!(fargate.expect("a Fargate task's credentials go to its pool instance").role_arn, role_arn("app"));
     assert!(creds.access_key_id.starts_with("ASIA") && !creds.session_token.is_empty());
     assert!(state.keys.secret(&creds.access_key_id).is_some(), "the server accepts them");
-    for (task, instance) in [("t1", "other"), ("t2", "abc123"), ("t3", "abc123"), ("t9", "abc123")] {
+    for (task, instance) in [("t1", "other"), ("f1", "other"), ("t2", "abc123"), ("t3", "abc123"), ("t9", "abc123")] {
         let e = get_credentials(Arc::clone(&state), call(), request(task, instance)).await.expect_err(task);
         assert_eq!(e.kind, ErrorKind::InvalidParameter, "{task} on {instance}: {}", e.message);
     }
