@@ -4,11 +4,14 @@ cluster of the session's server. Containers run for real, through runc."""
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import shutil
 import signal
 import subprocess
 import time
+import uuid
 from pathlib import Path
 
 from berthlib import BerthServer, berth_binary, free_port
@@ -41,44 +44,132 @@ def build_rootfs(root: Path) -> Path:
     return root
 
 
-class Registry:
-    """Debian's docker-registry (Docker distribution) serving on a free loopback port."""
+class TokenServer:
+    """A registry token service (Docker's bearer-token auth) on a free loopback port, the twin
+    of berth_runtime's `images::testing::TokenServer`: `username`/`password` get RS256 JWTs
+    granting the pull and push they ask for, signed by the `openssl` CLI under a self-signed
+    certificate carried in the `x5c` header (the registry's `rootcertbundle`); anonymous
+    requests get a token that grants nothing; wrong credentials get 401."""
 
-    def __init__(self, workdir: Path):
+    SERVICE = "berth-test-registry"
+    ISSUER = "berth-test-token-server"
+
+    def __init__(self, workdir: Path, username: str, password: str, ttl: int = 300):
+        import http.server
+        import threading
+
+        self.key, self.cert = workdir / "token.key", workdir / "token.crt"
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                        "-subj", "/CN=berth-test-token", "-keyout", str(self.key), "-out", str(self.cert)],
+                       check=True, capture_output=True)
+        self.x5c = "".join(l for l in self.cert.read_text().splitlines() if not l.startswith("-----"))
+        self.basic = "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
+        self.username, self.ttl = username, ttl
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                status, body = server.answer(self.path, self.headers.get("Authorization"))
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.realm = f"http://127.0.0.1:{self.httpd.server_address[1]}/token"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def answer(self, path: str, authorization: str | None) -> tuple[int, dict]:
+        from urllib.parse import parse_qs, urlsplit
+
+        url = urlsplit(path)
+        if url.path != "/token":
+            return 404, {"details": "no such path"}
+        if authorization is not None and authorization != self.basic:
+            return 401, {"details": "authentication failed: incorrect username or password"}
+        access = []
+        for scope in (s for v in parse_qs(url.query).get("scope", []) for s in v.split()):
+            kind, _, rest = scope.partition(":")
+            name, _, actions = rest.rpartition(":")
+            if authorization is not None and kind == "repository":
+                access.append({"type": "repository", "name": name,
+                               "actions": [a for a in actions.split(",") if a in ("pull", "push")]})
+        token = self.sign(self.username if authorization else "", access)
+        return 200, {"token": token, "access_token": token, "expires_in": self.ttl}
+
+    def sign(self, subject: str, access: list[dict]) -> str:
+        now = int(time.time())
+        header = {"typ": "JWT", "alg": "RS256", "x5c": [self.x5c]}
+        claims = {"iss": self.ISSUER, "sub": subject, "aud": self.SERVICE, "exp": now + self.ttl,
+                  "nbf": now - 5, "iat": now, "jti": uuid.uuid4().hex, "access": access}
+        signing_input = f"{_b64url(json.dumps(header).encode())}.{_b64url(json.dumps(claims).encode())}"
+        signature = subprocess.run(["openssl", "dgst", "-sha256", "-sign", str(self.key)],
+                                   input=signing_input.encode(), check=True, capture_output=True).stdout
+        return f"{signing_input}.{_b64url(signature)}"
+
+    def registry_config(self) -> str:
+        return (f"auth:\n  token:\n    realm: {self.realm}\n    service: {self.SERVICE}\n"
+                f"    issuer: {self.ISSUER}\n    rootcertbundle: {self.cert}\n")
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+class Registry:
+    """Debian's docker-registry (Docker distribution) serving on a free loopback port;
+    anonymous, or with `token_auth=(user, password)` behind a `TokenServer`."""
+
+    def __init__(self, workdir: Path, token_auth: tuple[str, str] | None = None):
         self.port = free_port()
         self.host = f"127.0.0.1:{self.port}"
         storage = workdir / "registry"
         storage.mkdir(parents=True)
+        self.auth = token_auth
+        self.tokens = TokenServer(workdir, *token_auth) if token_auth else None
         config = workdir / "registry.yml"
         config.write_text(
             f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {storage}\n"
-            f"http:\n  addr: {self.host}\n"
+            f"http:\n  addr: {self.host}\n" + (self.tokens.registry_config() if self.tokens else "")
         )
         self.log = open(workdir / "registry.log", "wb")
         self.proc = subprocess.Popen(["docker-registry", "serve", str(config)], stdout=self.log, stderr=self.log)
         _wait_port(self.port, "docker-registry")
 
-    def push_rootfs(self, rootfs: Path, name: str, cmd: list[str] | None = None) -> str:
+    def push_rootfs(self, rootfs: Path, name: str, cmd: list[str] | None = None, by_digest: bool = False) -> str:
+        """Pushes `rootfs` as `name` (with the registry's credentials, if any); returns the
+        reference by tag, or by the manifest's digest."""
         ref = f"{self.host}/{name}"
         args = [str(berth_binary()), "image", "push-rootfs", str(rootfs), ref, "--env", "PATH=/bin"]
         if cmd:
-            import json
-
             args += ["--cmd", json.dumps(cmd)]
-        subprocess.run(args, check=True, capture_output=True)
-        return ref
+        if self.auth:
+            args += ["--username", self.auth[0], "--password", self.auth[1]]
+        digest = subprocess.run(args, check=True, capture_output=True, text=True).stdout.strip()
+        return f"{ref.rpartition(':')[0]}@{digest}" if by_digest else ref
 
     def stop(self) -> None:
         self.proc.terminate()
         self.proc.wait(10)
         self.log.close()
+        if self.tokens:
+            self.tokens.stop()
 
 
 class Agent:
     """One `berth agent` process."""
 
     def __init__(self, server: BerthServer, cluster: str, workdir: Path, name: str, subnet: str,
-                 zone: str, attributes: str = ""):
+                 zone: str, attributes: str = "", registry_auth: str = ""):
         self.server, self.cluster, self.name = server, cluster, name
         self.data_dir = workdir / f"agent-{name}"
         self.log_path = workdir / f"agent-{name}.log"
@@ -89,6 +180,8 @@ class Agent:
         ]
         if attributes:
             self.args += ["--attributes", attributes]
+        if registry_auth:
+            self.args += ["--registry-auth", registry_auth]
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> "Agent":

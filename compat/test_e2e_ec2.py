@@ -17,19 +17,27 @@ from fleet import NET_SLOT, Agent, Registry, build_rootfs, retire, shim_pids, su
 def fleet(berth, ecs, tmp_path_factory):
     work = tmp_path_factory.mktemp("fleet")
     registry = Registry(work)
-    image = registry.push_rootfs(build_rootfs(work / "rootfs"), "busybox:e2e")
+    rootfs = build_rootfs(work / "rootfs")
+    image = registry.push_rootfs(rootfs, "busybox:e2e")
+    # A bearer-token registry: agent a has its credentials, agent b a wrong password.
+    private = Registry(work / "private", token_auth=("berth", "t0ken"))
+    private_image = private.push_rootfs(rootfs, "private/busybox:1", by_digest=True)
     cluster = uid("e2e")
     ecs.create_cluster(clusterName=cluster)
     agents = [
-        Agent(berth, cluster, work, "a", subnet(20), "local-1a", "stack=alpha").start(),
-        Agent(berth, cluster, work, "b", subnet(21), "local-1b", "stack=beta").start(),
+        Agent(berth, cluster, work, "a", subnet(20), "local-1a", "stack=alpha",
+              registry_auth=f"{private.host}=berth:t0ken").start(),
+        Agent(berth, cluster, work, "b", subnet(21), "local-1b", "stack=beta",
+              registry_auth=f"{private.host}=berth:wrong").start(),
     ]
     try:
         wait_registered(ecs, cluster, agents)
-        yield {"cluster": cluster, "image": image, "agents": agents, "registry": registry}
+        yield {"cluster": cluster, "image": image, "agents": agents, "registry": registry,
+               "private_image": private_image}
     finally:
         retire(ecs, [cluster], agents)
         registry.stop()
+        private.stop()
 
 
 def td(ecs, fleet, containers, **kw):
@@ -165,6 +173,26 @@ def test_failed_pull_stops_with_task_failed_to_start(ecs, fleet):
     [t] = wait_stopped(ecs, fleet, run(ecs, fleet, d["family"]))
     assert t["stopCode"] == "TaskFailedToStart"
     assert t["stoppedReason"].startswith("CannotPullContainerError"), t["stoppedReason"]
+
+
+def test_token_auth_registry_pulls_with_the_agents_credentials(ecs, fleet):
+    """An image by digest in a bearer-token registry: the agent with its credentials runs it;
+    the agent with a wrong password fails the task with TaskFailedToStart, saying why."""
+    d = td(ecs, fleet, [{"name": "app", "image": fleet["private_image"], "command": ["sleep", "600"],
+                         "stopTimeout": 1}])
+    on = lambda stack: [{"type": "memberOf", "expression": f"attribute:stack == {stack}"}]
+    [good] = run(ecs, fleet, d["family"], placementConstraints=on("alpha"))
+    [bad] = run(ecs, fleet, d["family"], placementConstraints=on("beta"))
+    [t] = wait_running(ecs, fleet, [good])
+    assert t["containerInstanceArn"] == fleet["agents"][0].instance_arn()
+    [s] = wait_stopped(ecs, fleet, [bad])
+    assert s["stopCode"] == "TaskFailedToStart", s
+    reason = s["stoppedReason"]
+    assert reason.startswith("CannotPullContainerError"), reason
+    assert "rejected the credentials" in reason and "authentication" in reason, reason
+    assert "incorrect username or password" in reason, reason
+    ecs.stop_task(cluster=fleet["cluster"], task=good)
+    wait_stopped(ecs, fleet, [good])
 
 
 def test_placement_constraints_and_strategies(ecs, fleet):

@@ -189,6 +189,37 @@ def test_ephemeral_storage_survives_an_agent_sigkill_and_is_removed_at_task_end(
     wait_storage_gone(fg, task_id)
 
 
+# Reads the task metadata before and after writing 64 MiB; the answers land in the container's
+# writable layer, which the test reads from the host (Fargate tasks get no host volumes).
+METRICS = ('M="$ECS_CONTAINER_METADATA_URI_V4/task"; wget -qO- "$M" > /before.json && '
+           'dd if=/dev/zero of=/blob bs=1048576 count=64 2>/dev/null && wget -qO- "$M" > /after.json && '
+           ': > /done; exec sleep 600')
+
+
+def test_task_metadata_reports_the_ephemeral_storage_it_measures(fargate):
+    fg = fargate
+    d = fargate_td(fg, ["sh", "-c", METRICS], ephemeralStorage={"sizeInGiB": 21})
+    [arn] = run(fg, d["family"])
+    wait(fg, [arn])
+    task_id = arn.rsplit("/", 1)[1]
+    mount_point = storage_dir(fg) / task_id
+    upper = mount_point / "containers" / f"{task_id}-app" / "upper"
+    wait_for(lambda: (upper / "done").exists(), timeout=20, what="the container's two metadata reads")
+    before, after = (json.loads((upper / f"{n}.json").read_text()) for n in ("before", "after"))
+    assert before["LaunchType"] == "FARGATE" and before["TaskARN"] == arn, before
+    b, a = before["EphemeralStorageMetrics"], after["EphemeralStorageMetrics"]
+    assert set(b) == {"Utilized", "Reserved"} and all(isinstance(v, int) for v in (*b.values(), *a.values())), b
+    # Reserved: the 21 GiB asked for, less what ext4 keeps for its journal and inode tables;
+    # the same figure `df` gives for the task's file system.
+    assert 21 * 1024 * 0.97 <= b["Reserved"] <= 21 * 1024 and a["Reserved"] == b["Reserved"], (b, a)
+    st = os.statvfs(mount_point)
+    assert b["Reserved"] == st.f_blocks * st.f_frsize >> 20, (b, st)
+    # Utilized grows by what the container wrote (64 MiB, and a block or two of metadata).
+    assert b["Utilized"] < 64 and 64 <= a["Utilized"] - b["Utilized"] <= 66, (b, a)
+    fg["ecs"].stop_task(cluster=fg["cluster"], task=arn)
+    wait(fg, [arn], "tasks_stopped")
+
+
 def test_two_fargate_tasks_share_neither_loopback_nor_processes(fargate):
     fg = fargate
     server = fargate_td(fg, ["sh", "-c", "httpd -p 127.0.0.1:9999 -h /www; exec sleep 3601"])

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import time
 import urllib.error
@@ -91,10 +92,13 @@ def env(tmp_path_factory):
     role = iam.create_role(RoleName=uid("app"), AssumeRolePolicyDocument=TRUST_ECS_TASKS)["Role"]
     iam.put_role_policy(RoleName=role["RoleName"], PolicyName="ecs-read", PolicyDocument=POLICY)
     ec2_role = iam.create_role(RoleName=uid("ec2"), AssumeRolePolicyDocument=TRUST_EC2)["Role"]
+    exec_role = iam.create_role(RoleName=uid("exec"), AssumeRolePolicyDocument=TRUST_ECS_TASKS)["Role"]
+    iam.attach_role_policy(RoleName=exec_role["RoleName"],
+                           PolicyArn="arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy")
     try:
         wait_registered(ecs, cluster, [agent])
         yield {"srv": srv, "ecs": ecs, "cluster": cluster, "image": image, "agent": agent, "root": root,
-               "role": role["Arn"], "ec2_role": ec2_role["Arn"]}
+               "role": role["Arn"], "ec2_role": ec2_role["Arn"], "exec_role": exec_role["Arn"], "aws_env": server_env}
     finally:
         retire(ecs, [cluster], [agent])
         registry.stop()
@@ -213,6 +217,7 @@ def check_metadata(env, out: Path, arn: str):
     assert task["LaunchType"] == "EC2" and task["AvailabilityZone"] == "local-1a"
     assert task["KnownStatus"] == "RUNNING" and task["DesiredStatus"] == "RUNNING"
     assert {"PullStartedAt", "PullStoppedAt"} <= set(task) and "TaskTags" not in task
+    assert "EphemeralStorageMetrics" not in task, "Fargate tasks only"
     assert [c["DockerId"] for c in task["Containers"]] == [container["DockerId"]]
     assert tagged["TaskTags"] == {"team": "roles"}
     assert stats["id"] == container["DockerId"] and stats["memory_stats"]["usage"] > 0
@@ -238,6 +243,79 @@ def test_roles_ecs_cannot_assume_are_refused(env, which):
     expect_error(lambda: ecs.start_task(cluster=env["cluster"], taskDefinition=plain["taskDefinitionArn"],
                                         containerInstances=[instance], overrides={"taskRoleArn": role}),
                  "ClientException", message, ci=False)
+
+
+def aws(env, *args) -> subprocess.CompletedProcess:
+    """The aws CLI with the server's `berth` profile."""
+    return subprocess.run(["aws", "--profile", "berth", "--output", "json", *args], env=env["aws_env"],
+                          capture_output=True, text=True, timeout=60)
+
+
+NETWORK_CLI = "awsvpcConfiguration={subnets=[subnet-1]}"
+
+
+@pytest.mark.parametrize("which", ["missing", "untrusted"])
+def test_execution_roles_ecs_cannot_assume_are_refused(env, which):
+    ecs, cluster = env["ecs"], env["cluster"]
+    role = env["ec2_role"] if which == "untrusted" else env["exec_role"].replace("role/", "role/nope-")
+    message = UNABLE.format(role)
+    bad = register(env, ["true"], [], [], executionRoleArn=role)
+    network = {"awsvpcConfiguration": {"subnets": ["subnet-1"]}}
+    expect_error(lambda: ecs.run_task(cluster=cluster, taskDefinition=bad["taskDefinitionArn"],
+                                      networkConfiguration=network), "ClientException", message, ci=False)
+    expect_error(lambda: ecs.create_service(cluster=cluster, serviceName=uid("s"), desiredCount=1,
+                                            taskDefinition=bad["taskDefinitionArn"], networkConfiguration=network),
+                 "ClientException", message, ci=False)
+    cli = aws(env, "ecs", "run-task", "--cluster", cluster, "--task-definition", bad["taskDefinitionArn"],
+              "--network-configuration", NETWORK_CLI)
+    assert cli.returncode != 0 and "(ClientException)" in cli.stderr and message in cli.stderr, cli.stderr
+    # An override is checked in place of the definition's (which is good here).
+    good = register(env, ["true"], [], [], executionRoleArn=env["exec_role"])
+    expect_error(lambda: ecs.run_task(cluster=cluster, taskDefinition=good["taskDefinitionArn"],
+                                      networkConfiguration=network, overrides={"executionRoleArn": role}),
+                 "ClientException", message, ci=False)
+    instance = ecs.list_container_instances(cluster=cluster)["containerInstanceArns"][0]
+    cli = aws(env, "ecs", "start-task", "--cluster", cluster, "--task-definition", good["taskDefinitionArn"],
+              "--container-instances", instance, "--network-configuration", NETWORK_CLI,
+              "--overrides", json.dumps({"executionRoleArn": role}))
+    assert cli.returncode != 0 and "(ClientException)" in cli.stderr and message in cli.stderr, cli.stderr
+    assert ecs.list_tasks(cluster=cluster, family=good["family"])["taskArns"] == [], "nothing was launched"
+
+
+# Records what a container is given of roles: its AWS_ variables and, when it has a credentials
+# URI, what that serves.
+ROLE_ENV = ('env | grep ^AWS_ > /out/env; [ -z "$AWS_CONTAINER_CREDENTIALS_RELATIVE_URI" ] || '
+            'wget -qO- "http://169.254.170.2$AWS_CONTAINER_CREDENTIALS_RELATIVE_URI" > /out/creds; '
+            "echo ok > /out/done; trap 'exit 0' TERM; sleep 60 & wait")
+
+
+def test_a_good_execution_role_launches_and_never_reaches_the_containers(env):
+    tasks = []
+
+    def launch(name: str, cli: bool, **roles) -> Path:
+        out = env["root"] / f"out-exec-{name}"
+        out.mkdir()
+        d = register(env, ["sh", "-c", ROLE_ENV], [("out", out)], [("out", "/out", False)], **roles)
+        if cli:  # The aws CLI, with an override naming the good role over the definition's bad one.
+            p = aws(env, "ecs", "run-task", "--cluster", env["cluster"], "--task-definition",
+                    d["taskDefinitionArn"], "--network-configuration", NETWORK_CLI,
+                    "--overrides", json.dumps({"executionRoleArn": env["exec_role"]}))
+            assert p.returncode == 0, p.stderr
+            tasks.append(json.loads(p.stdout)["tasks"][0]["taskArn"])
+        else:
+            tasks.append(run(env, d))
+        wait_file(out / "done", env, 60)
+        return out
+
+    only = launch("only", cli=True, executionRoleArn=env["ec2_role"])
+    assert "AWS_CONTAINER_CREDENTIALS" not in (only / "env").read_text(), (only / "env").read_text()
+    assert not (only / "creds").exists()
+    both = launch("both", cli=False, executionRoleArn=env["exec_role"], taskRoleArn=env["role"])
+    assert "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI=/v2/credentials/" in (both / "env").read_text()
+    creds = json.loads((both / "creds").read_text())
+    assert creds["RoleArn"] == env["role"] != env["exec_role"], creds
+    for arn in tasks:
+        env["ecs"].stop_task(cluster=env["cluster"], task=arn)
 
 
 # Fetches the task's credentials and metadata every second, whatever the network mode.

@@ -140,6 +140,25 @@ impl TaskStorage {
     }
 }
 
+/// How much of a file system its files take, as `df` counts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Usage {
+    /// The size files can use: the file system's size less ext4's own metadata.
+    pub size_bytes: u64,
+    /// What is in use (data written but not yet flushed included: ext4 counts it at once).
+    pub used_bytes: u64,
+}
+
+/// The usage of the file system mounted at `path` (`statvfs`), so the task metadata endpoint
+/// can report a task's ephemeral storage as Fargate does.
+pub fn usage(path: &Path) -> Result<Usage, StorageError> {
+    let s = nix::sys::statvfs::statvfs(path).map_err(|e| io("measuring", path)(e.into()))?;
+    let block = s.fragment_size() as u64;
+    let size_bytes = s.blocks() as u64 * block;
+    let used_bytes = size_bytes.saturating_sub(s.blocks_free() as u64 * block);
+    Ok(Usage { size_bytes, used_bytes })
+}
+
 fn mounted_fs_type(path: &Path) -> Result<Option<String>, StorageError> {
     crate::mountinfo::fs_type_at(path).map_err(io("reading the mounts for", path))
 }

@@ -3,9 +3,13 @@
 //! credentials of a task role for a task placed on its own instance.
 //!
 //! # Behavior
-//! - A `taskRoleArn` (the definition's, or the overrides') must name an existing role whose
-//!   trust policy allows the service principal `ecs-tasks.amazonaws.com`; otherwise the call
-//!   fails with ECS's `ClientException` "ECS was unable to assume the role ...".
+//! - A `taskRoleArn` and an `executionRoleArn` (each the definition's, or the overrides')
+//!   must name an existing role whose trust policy allows the service principal
+//!   `ecs-tasks.amazonaws.com`; otherwise the call fails with ECS's `ClientException` "ECS was
+//!   unable to assume the role ...", which ECS gives for either role.
+//! - Credentials are only ever issued for the task role: the execution role is checked but
+//!   never assumed (the agent pulls images and ships logs with its own key), so no container
+//!   can obtain its credentials.
 //! - Credentials are issued (and stored) by `iam::sts::issue_role_credentials` as session
 //!   `<task id>` of the role, so calls made with them are authorized by the role's policies.
 //! - Only a task that is not STOPPED and is placed on the asking instance gets credentials,
@@ -16,7 +20,7 @@ use std::sync::Arc;
 
 use berth_api::agent::{GetTaskCredentialsRequest, GetTaskCredentialsResponse};
 use berth_api::model::{TaskDefinition, TaskOverride};
-use berth_api::task_definition::task_role;
+use berth_api::task_definition::{execution_role, task_role};
 use berth_api::{ApiError, ErrorKind};
 
 use crate::iam::sts::{self, IssueError, Trustee};
@@ -38,14 +42,17 @@ fn unable_to_assume(role: &str) -> ApiError {
     ))
 }
 
-/// Refuses a task role that does not exist or does not trust `ecs-tasks.amazonaws.com`.
+/// Refuses a task role or execution role that does not exist or does not trust
+/// `ecs-tasks.amazonaws.com`.
 pub async fn check(state: &State, def: &TaskDefinition, overrides: Option<&TaskOverride>) -> Result<(), ApiError> {
-    let Some(role) = task_role(def, overrides) else { return Ok(()) };
-    match sts::trusted_role(state, role, Trustee { principals: &[], service: Some(ECS_TASKS) }).await {
-        Ok(_) => Ok(()),
-        Err(IssueError::Record(e)) => Err(e.into()),
-        Err(_) => Err(unable_to_assume(role)),
+    for role in [task_role(def, overrides), execution_role(def, overrides)].into_iter().flatten() {
+        match sts::trusted_role(state, role, Trustee { principals: &[], service: Some(ECS_TASKS) }).await {
+            Ok(_) => {}
+            Err(IssueError::Record(e)) => return Err(e.into()),
+            Err(_) => return Err(unable_to_assume(role)),
+        }
     }
+    Ok(())
 }
 
 /// GetTaskCredentials: a fresh session of the task's role, for the agent of its instance.

@@ -1,6 +1,7 @@
 //! The task metadata endpoint v4 (`ECS_CONTAINER_METADATA_URI_V4`): `/v4/<container>` answers
 //! the container, `/task` the task with all its containers, `/taskWithTags` the task with
-//! its tags, in the shapes the ECS documentation gives.
+//! its tags, in the shapes the ECS documentation gives. A Fargate task's `/task` also has
+//! `EphemeralStorageMetrics`, measured on its file system at each request.
 
 use std::collections::BTreeMap;
 
@@ -31,9 +32,27 @@ pub struct TaskMetadata {
     pub availability_zone: String,
     pub launch_type: String,
     pub containers: Vec<ContainerMetadata>,
+    /// Fargate tasks only, as on Fargate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ephemeral_storage_metrics: Option<EphemeralStorageMetrics>,
     /// `/taskWithTags` only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub task_tags: Option<BTreeMap<String, String>>,
+}
+
+/// A task's ephemeral storage in MiB (the ECS agent's `Utilized` and `Reserved`, whole MiB):
+/// what its files take, and the size they can use.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct EphemeralStorageMetrics {
+    pub utilized: u64,
+    pub reserved: u64,
+}
+
+impl From<berth_runtime::storage::Usage> for EphemeralStorageMetrics {
+    fn from(u: berth_runtime::storage::Usage) -> Self {
+        Self { utilized: u.used_bytes >> 20, reserved: u.size_bytes >> 20 }
+    }
 }
 
 /// CPU and memory limits: vCPUs and MiB for a task, CPU units and MiB for a container.
@@ -112,11 +131,27 @@ pub(super) async fn container(State(app): AppState, from: Peer, id: Container) -
 }
 
 pub(super) async fn task(State(app): AppState, from: Peer, id: Container) -> Response {
-    lookup(&app, from, &id.0).map_or_else(|| not_found(&id.0), |v| json(StatusCode::OK, &v.metadata))
+    lookup(&app, from, &id.0).map_or_else(|| not_found(&id.0), |v| json(StatusCode::OK, &measured(v)))
 }
 
 pub(super) async fn task_with_tags(State(app): AppState, from: Peer, id: Container) -> Response {
     let Some(view) = lookup(&app, from, &id.0) else { return not_found(&id.0) };
     let tags = view.tags.iter().filter_map(|t| Some((t.key.clone()?, t.value.clone().unwrap_or_default())));
-    json(StatusCode::OK, &TaskMetadata { task_tags: Some(tags.collect()), ..view.metadata })
+    let task_tags = Some(tags.collect());
+    json(StatusCode::OK, &TaskMetadata { task_tags, ..measured(view) })
+}
+
+/// The task's metadata with its storage measured now (none when it has no storage of its
+/// own, or it cannot be measured).
+fn measured(view: TaskView) -> TaskMetadata {
+    let usage = view.storage.as_deref().map(berth_runtime::storage::usage);
+    let ephemeral_storage_metrics = match usage {
+        Some(Ok(u)) => Some(u.into()),
+        Some(Err(e)) => {
+            tracing::warn!(task = %view.metadata.task_arn, error = %e, "measuring the task's ephemeral storage");
+            None
+        }
+        None => None,
+    };
+    TaskMetadata { ephemeral_storage_metrics, ..view.metadata }
 }

@@ -52,6 +52,8 @@ pub struct TaskView {
     pub metadata: TaskMetadata,
     /// The task's tags (`/taskWithTags`).
     pub tags: Vec<berth_api::model::Tag>,
+    /// Where a Fargate task's ephemeral storage is mounted, measured at each `/task` request.
+    pub storage: Option<std::path::PathBuf>,
 }
 
 /// The tasks the endpoints serve, by task id.

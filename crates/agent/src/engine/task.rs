@@ -367,15 +367,16 @@ impl Run {
     }
 
     /// Mounts a Fargate task's ephemeral storage (or finds it mounted) before any rootfs
-    /// goes in it.
+    /// goes in it, and has the metadata endpoint measure it from then on.
     fn set_up_storage(&self) -> Result<(), String> {
         let Some(bytes) = ephemeral_bytes(&self.task) else { return Ok(()) };
         let started = std::time::Instant::now();
-        self.shared
-            .storage
-            .set_up(&self.id, bytes)
-            .map_err(|e| format!("ResourceInitializationError: failed to create the task's ephemeral storage: {e}"))?;
+        let mount_point =
+            self.shared.storage.set_up(&self.id, bytes).map_err(|e| {
+                format!("ResourceInitializationError: failed to create the task's ephemeral storage: {e}")
+            })?;
         tracing::info!(task = %self.arn, gib = bytes >> 30, elapsed = ?started.elapsed(), "ephemeral storage ready");
+        self.shared.endpoints.update(&self.id, |v| v.storage = Some(mount_point));
         Ok(())
     }
 

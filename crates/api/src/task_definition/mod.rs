@@ -52,7 +52,7 @@ use crate::ApiError;
 
 pub use compat::DEFAULT_EPHEMERAL_GIB;
 pub use containers::validate_family;
-pub use overrides::{task_role, with_overrides};
+pub use overrides::{execution_role, task_role, with_overrides};
 pub use size::{fargate_memory_allowed, no_fargate_configuration, parse_cpu, parse_memory};
 
 /// What the server knows when registering (no I/O here).

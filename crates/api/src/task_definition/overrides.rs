@@ -34,9 +34,16 @@ pub fn with_overrides(
 }
 
 /// The task role in force: the overrides' `taskRoleArn`, else the definition's.
-pub fn task_role<'a>(
-    def: &'a crate::model::TaskDefinition,
-    overrides: Option<&'a crate::model::TaskOverride>,
-) -> Option<&'a str> {
-    overrides.and_then(|o| o.task_role_arn.as_deref()).or(def.task_role_arn.as_deref()).filter(|r| !r.is_empty())
+pub fn task_role<'a>(def: &'a TaskDefinition, overrides: Option<&'a TaskOverride>) -> Option<&'a str> {
+    in_force(overrides.and_then(|o| o.task_role_arn.as_deref()), def.task_role_arn.as_deref())
+}
+
+/// The execution role in force: the overrides' `executionRoleArn`, else the definition's.
+pub fn execution_role<'a>(def: &'a TaskDefinition, overrides: Option<&'a TaskOverride>) -> Option<&'a str> {
+    in_force(overrides.and_then(|o| o.execution_role_arn.as_deref()), def.execution_role_arn.as_deref())
+}
+
+/// An override replaces the definition's role; an empty one means none.
+fn in_force<'a>(overridden: Option<&'a str>, defined: Option<&'a str>) -> Option<&'a str> {
+    overridden.or(defined).filter(|r| !r.is_empty())
 }

@@ -47,14 +47,14 @@ fn status_failure(code: u16) -> PullFailure {
 pub(crate) fn map_error(operation: &'static str, r: &ImageRef, authed: bool, e: OciDistributionError) -> ImageError {
     let registry = r.registry().to_string();
     let (failure, detail) = match &e {
-        OciDistributionError::UnauthorizedError { .. } | OciDistributionError::AuthenticationFailure(_) => (
+        OciDistributionError::AuthenticationFailure(reason) => (
             PullFailure::Unauthorized,
-            if authed {
-                format!("registry {registry} rejected the credentials")
-            } else {
-                format!("registry {registry} requires authentication and no credentials were given")
-            },
+            format!(
+                "registry {registry} rejected the credentials: authentication at its token service failed: {}",
+                brief(reason)
+            ),
         ),
+        OciDistributionError::UnauthorizedError { .. } => (PullFailure::Unauthorized, refused(operation, r, authed)),
         OciDistributionError::RegistryError { envelope, .. } => {
             let failure = envelope
                 .errors
@@ -73,6 +73,9 @@ pub(crate) fn map_error(operation: &'static str, r: &ImageRef, authed: bool, e: 
             let messages: Vec<String> =
                 envelope.errors.iter().map(|err| format!("{:?}: {}", err.code, err.message)).collect();
             (failure, format!("registry {registry} answered {}", messages.join("; ")))
+        }
+        OciDistributionError::ServerError { code: code @ (401 | 403), message, .. } => {
+            (PullFailure::Unauthorized, format!("{} (HTTP {code}: {})", refused(operation, r, authed), brief(message)))
         }
         OciDistributionError::ServerError { code, message, .. } => {
             (status_failure(*code), format!("registry {registry} answered HTTP {code}: {}", message.trim()))
@@ -98,6 +101,43 @@ pub(crate) fn map_error(operation: &'static str, r: &ImageRef, authed: bool, e: 
     ImageError::Registry { operation, reference: r.parsed.whole(), failure, detail }
 }
 
+/// Why a 401 or 403 happened, as far as the client can tell: a token registry answers 401
+/// both to wrong basic credentials and to a token that does not grant the operation.
+fn refused(operation: &str, r: &ImageRef, authed: bool) -> String {
+    let registry = r.registry();
+    if authed {
+        format!(
+            "registry {registry} rejected the credentials (authentication failed, or they do not grant {operation} on {})",
+            r.parsed.repository()
+        )
+    } else {
+        format!("registry {registry} requires authentication and no credentials were given")
+    }
+}
+
+/// A token service's answer, trimmed and cut to one short line for a stop reason.
+fn brief(reason: &str) -> String {
+    let line = reason.split_whitespace().collect::<Vec<_>>().join(" ");
+    match line.char_indices().nth(200) {
+        Some((cut, _)) => format!("{}...", &line[..cut]),
+        None => line,
+    }
+}
+
+/// Asks a bearer-token registry's token service for a token for `op` on `r`'s repository
+/// before the first request, so that refused credentials fail with the service's reason
+/// (oci-client otherwise drops a failed token request and goes on anonymously, and the
+/// registry's 401 no longer says why). The token is cached in `client` for the requests that
+/// follow; a basic-auth or anonymous registry costs one `GET /v2/`.
+pub(crate) async fn authenticate(
+    client: &Client,
+    r: &ImageRef,
+    auth: &OciAuth,
+    op: oci_client::RegistryOperation,
+) -> Result<(), OciDistributionError> {
+    client.auth(&r.parsed, auth, op).await.map(|_| ())
+}
+
 /// "Connection refused (os error 111)" reads as "connection refused (os error 111)" so the
 /// words are the same whatever the OS capitalizes.
 fn lower_os_error(text: &str) -> String {
@@ -113,6 +153,9 @@ pub(crate) async fn fetch_manifest(
     authed: bool,
 ) -> Result<(Vec<u8>, String, Descriptor, Vec<Descriptor>), ImageError> {
     let map = |e| map_error("pull", r, authed, e);
+    if authed {
+        authenticate(client, r, auth, oci_client::RegistryOperation::Pull).await.map_err(map)?;
+    }
     let (bytes, digest) = client.pull_manifest_raw(&r.parsed, auth, manifest::ACCEPTED).await.map_err(map)?;
     let what = format!("manifest of {}", r.parsed.whole());
     let unsupported = |e: ImageError| ImageError::Registry {
@@ -170,9 +213,8 @@ pub(crate) async fn push(
     manifest_media_type: &str,
 ) -> Result<(), ImageError> {
     let map = |e| map_error("push", r, authed, e);
-    client.store_auth_if_needed(r.registry(), auth).await;
-    // Authenticate for push up front so a bearer-token registry grants the push scope.
-    client.auth(&r.parsed, auth, oci_client::RegistryOperation::Push).await.map_err(map)?;
+    // Up front, so that a bearer-token registry grants the push scope.
+    authenticate(client, r, auth, oci_client::RegistryOperation::Push).await.map_err(map)?;
     for (digest, data) in blobs {
         client.push_blob(&r.parsed, data, digest).await.map_err(map)?;
     }

@@ -1,7 +1,7 @@
 //! Test support shared by berth's end-to-end tests (compiled for this crate's tests and, for
 //! other crates, with the `testing` feature): a real `docker-registry` on a free loopback
-//! port (anonymous or htpasswd basic auth), a busybox rootfs builder, and writers for
-//! `docker save` archives and OCI layouts.
+//! port (anonymous, htpasswd basic auth, or bearer-token auth with a [`TokenServer`]), a
+//! busybox rootfs builder, and writers for `docker save` archives and OCI layouts.
 //!
 //! ```ignore
 //! let registry = TestRegistry::start()?;                 // docker-registry on 127.0.0.1:PORT
@@ -10,7 +10,9 @@
 //! ```
 //!
 //! Needs Debian's `docker-registry` (`/usr/bin/docker-registry`, or `$BERTH_DOCKER_REGISTRY`)
-//! and `busybox-static` (`/bin/busybox`, or `$BERTH_BUSYBOX`).
+//! and `busybox-static` (`/bin/busybox`, or `$BERTH_BUSYBOX`); token auth also needs `openssl`.
+
+mod token;
 
 use std::fs;
 use std::io::{self, Read, Write};
@@ -23,6 +25,8 @@ use std::time::{Duration, Instant};
 use super::build::{tar_dir, BuiltImage};
 use super::digest::{sha256_hex, temp_path};
 use super::RegistryAuth;
+
+pub use token::{TokenServer, TokenStats, TokenUser, ISSUER, SERVICE};
 
 fn other(msg: impl Into<String>) -> io::Error {
     io::Error::other(msg.into())
@@ -37,21 +41,39 @@ pub struct TestRegistry {
     pub addr: SocketAddr,
     dir: PathBuf,
     child: Option<Child>,
-    auth: Option<RegistryAuth>,
+    auth: Auth,
+}
+
+/// How a [`TestRegistry`] authenticates clients.
+#[derive(Debug)]
+enum Auth {
+    Anonymous,
+    /// htpasswd (bcrypt) basic auth.
+    Basic(RegistryAuth),
+    /// Bearer tokens from a token server; the credentials are its first user's.
+    Token(RegistryAuth, TokenServer),
 }
 
 impl TestRegistry {
     /// An anonymous registry.
     pub fn start() -> io::Result<Self> {
-        Self::launch(None)
+        Self::launch(Auth::Anonymous)
     }
 
     /// A registry that requires HTTP basic auth with `username`/`password` (htpasswd, bcrypt).
     pub fn start_with_auth(username: &str, password: &str) -> io::Result<Self> {
-        Self::launch(Some(RegistryAuth { username: username.into(), password: password.into() }))
+        Self::launch(Auth::Basic(RegistryAuth { username: username.into(), password: password.into() }))
     }
 
-    fn launch(auth: Option<RegistryAuth>) -> io::Result<Self> {
+    /// A registry that requires bearer tokens, which its [`TokenServer`] gives to `users`
+    /// (each valid for `ttl`); [`Self::auth`] answers the first user's credentials.
+    pub fn start_with_token_auth(users: Vec<TokenUser>, ttl: Duration) -> io::Result<Self> {
+        let first = users.first().map(|u| u.auth.clone()).ok_or_else(|| other("a token registry needs a user"))?;
+        let server = TokenServer::start(users, ttl)?;
+        Self::launch(Auth::Token(first, server))
+    }
+
+    fn launch(auth: Auth) -> io::Result<Self> {
         let dir = temp_path(&std::env::temp_dir(), "berth-registry");
         fs::create_dir_all(dir.join("storage"))?;
         let unspecified: SocketAddr = ([127, 0, 0, 1], 0).into();
@@ -79,11 +101,19 @@ impl TestRegistry {
             self.dir.join("storage").display(),
             self.addr
         );
-        if let Some(auth) = &self.auth {
-            let hash = bcrypt::hash(&auth.password, 4).map_err(|e| other(format!("bcrypt: {e}")))?;
-            let htpasswd = self.dir.join("htpasswd");
-            fs::write(&htpasswd, format!("{}:{hash}\n", auth.username))?;
-            yaml.push_str(&format!("auth:\n  htpasswd:\n    realm: berth-test\n    path: {}\n", htpasswd.display()));
+        match &self.auth {
+            Auth::Anonymous => {}
+            Auth::Basic(auth) => {
+                let hash = bcrypt::hash(&auth.password, 4).map_err(|e| other(format!("bcrypt: {e}")))?;
+                let htpasswd = self.dir.join("htpasswd");
+                fs::write(&htpasswd, format!("{}:{hash}\n", auth.username))?;
+                yaml.push_str(&format!("auth:\n  htpasswd:\n    realm: berth-test\n    path: {}\n", htpasswd.display()));
+            }
+            Auth::Token(_, server) => yaml.push_str(&format!(
+                "auth:\n  token:\n    realm: {}\n    service: {SERVICE}\n    issuer: {ISSUER}\n    rootcertbundle: {}\n",
+                server.realm(),
+                server.cert().display()
+            )),
         }
         fs::write(self.dir.join("config.yml"), yaml)
     }
@@ -140,7 +170,18 @@ impl TestRegistry {
 
     /// The credentials the registry requires, if any.
     pub fn auth(&self) -> Option<RegistryAuth> {
-        self.auth.clone()
+        match &self.auth {
+            Auth::Anonymous => None,
+            Auth::Basic(auth) | Auth::Token(auth, _) => Some(auth.clone()),
+        }
+    }
+
+    /// The token server of a token-auth registry.
+    pub fn token_server(&self) -> Option<&TokenServer> {
+        match &self.auth {
+            Auth::Token(_, server) => Some(server),
+            _ => None,
+        }
     }
 
     /// Stops the registry (its storage stays until drop).

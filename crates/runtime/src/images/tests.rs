@@ -5,11 +5,11 @@ use std::fs;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::process::Command;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::build::{BuiltImage, LayerBlob};
 use super::reference::{is_plain_http, ImageRef};
-use super::testing::{busybox_rootfs, tar_directory, write_docker_archive, write_oci_layout, TestRegistry};
+use super::testing::{busybox_rootfs, tar_directory, write_docker_archive, write_oci_layout, TestRegistry, TokenUser};
 use super::*;
 
 fn tempdir() -> tempfile::TempDir {
@@ -378,6 +378,64 @@ async fn basic_auth() {
     let err = fresh.pull(&reference, None, PullPolicy::Always).await.unwrap_err();
     assert!(err.to_string().contains("unauthorized") && err.to_string().contains("requires authentication"), "{err}");
     assert!(!format!("{wrong:?}").contains("nope"), "passwords stay out of Debug");
+}
+
+/// Bearer-token auth (a real token server and a registry that verifies its JWTs): the right
+/// credentials push and pull, by tag and by digest, with one token per pull however many
+/// blobs it fetches; wrong credentials fail naming authentication and the token service's
+/// reason; none fail as "requires authentication"; the store's configured credentials work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_auth() {
+    let users = vec![TokenUser::new("berth", "t0ken", &["pull", "push"]), TokenUser::new("reader", "r3ad", &["pull"])];
+    let registry = TestRegistry::start_with_token_auth(users, Duration::from_secs(300)).unwrap();
+    let tokens = registry.token_server().unwrap().stats();
+    let work = tempdir();
+    let auth = registry.auth().unwrap();
+    let reference = registry.reference("private/token:1");
+    let built = two_layer_image("token\n");
+    let err = built.push(&reference, None, &[]).await.unwrap_err();
+    assert_eq!(err.pull_failure(), Some(PullFailure::Unauthorized), "{err}");
+    built.push(&reference, Some(&auth), &[]).await.unwrap();
+    assert!(tokens.issued() >= 1, "the push went through the token service");
+
+    let images = store(work.path());
+    let before = tokens.issued();
+    let image = images.pull(&reference, Some(&auth), PullPolicy::Always).await.unwrap();
+    assert_eq!(image.manifest_digest, built.manifest_digest);
+    assert_eq!(image.layers.len(), 2);
+    assert_eq!(tokens.issued() - before, 1, "one token serves the manifest, the config and both layers");
+
+    let by_digest = format!("{}@{}", registry.reference("private/token"), built.manifest_digest);
+    let fresh = ImageStore::open(&work.path().join("by-digest")).unwrap();
+    let pulled = fresh.pull(&by_digest, Some(&auth), PullPolicy::Always).await.unwrap();
+    assert_eq!((pulled.manifest_digest, pulled.id), (built.manifest_digest.clone(), image.id));
+
+    let configured =
+        ImageStoreConfig { credentials: vec![(registry.host.clone(), auth.clone())], ..Default::default() };
+    let agent_store = ImageStore::open_with(&work.path().join("configured"), configured).unwrap();
+    agent_store.pull(&reference, None, PullPolicy::Always).await.unwrap();
+
+    // A pull-only account pulls, and its push is refused: the token grants no push.
+    let reader = RegistryAuth { username: "reader".into(), password: "r3ad".into() };
+    let read_store = ImageStore::open(&work.path().join("reader")).unwrap();
+    read_store.pull(&reference, Some(&reader), PullPolicy::Always).await.unwrap();
+    let err = built.push(&registry.reference("private/token:2"), Some(&reader), &[]).await.unwrap_err();
+    assert_eq!(err.pull_failure(), Some(PullFailure::Unauthorized), "{err}");
+    assert!(err.to_string().contains("do not grant push on private/token"), "{err}");
+
+    let wrong = RegistryAuth { username: "berth".into(), password: "nope".into() };
+    let refused = tokens.refused();
+    let empty = ImageStore::open(&work.path().join("empty")).unwrap();
+    let err = empty.pull(&reference, Some(&wrong), PullPolicy::Always).await.unwrap_err();
+    assert_eq!(err.pull_failure(), Some(PullFailure::Unauthorized), "{err}");
+    let text = err.to_string();
+    assert!(text.contains("rejected the credentials") && text.contains("authentication"), "{text}");
+    assert!(text.contains("incorrect username or password"), "the token service's reason: {text}");
+    assert_eq!(tokens.refused(), refused + 1, "wrong credentials reached the token service once");
+    let err = empty.pull(&reference, None, PullPolicy::Always).await.unwrap_err();
+    assert_eq!(err.pull_failure(), Some(PullFailure::Unauthorized), "{err}");
+    assert!(err.to_string().contains("requires authentication"), "{err}");
+    assert!(empty.get(&reference).unwrap().is_none(), "nothing was stored by the refused pulls");
 }
 
 /// A missing tag or repository says "not found"; a reference that does not parse says so.

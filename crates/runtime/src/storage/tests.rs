@@ -6,7 +6,6 @@ use std::io::Write;
 use std::path::Path;
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
-use nix::sys::statvfs::statvfs;
 
 use super::*;
 
@@ -32,11 +31,6 @@ fn loop_backs(image: &Path) -> bool {
     devices
         .filter_map(|d| fs::read_to_string(d.path().join("loop/backing_file")).ok())
         .any(|b| b.trim().starts_with(&*wanted))
-}
-
-fn total_bytes(path: &Path) -> u64 {
-    let s = statvfs(path).unwrap();
-    s.blocks() as u64 * s.fragment_size() as u64
 }
 
 /// Writes 1 MiB chunks to `path` until `limit` bytes or an error; answers the error.
@@ -66,8 +60,9 @@ fn writes_through_an_overlay_on_task_storage_stop_at_its_size() {
     let options = format!("lowerdir={},upperdir={},workdir={}", lower.display(), upper.display(), work.display());
     mount(Some("overlay"), &merged, Some("overlay"), MsFlags::empty(), Some(options.as_str())).unwrap();
     // `df /` in a container: the overlay reports its upper file system, about the task's size.
-    let total = total_bytes(&merged);
+    let total = usage(&merged).unwrap().size_bytes;
     assert!(total <= SIZE && total > SIZE * 8 / 10, "total {total} for a {SIZE}-byte storage");
+    assert_eq!(usage(&mp).unwrap().size_bytes, total, "the task's file system itself");
     assert_eq!(fs::read_to_string(merged.join("from-image")).unwrap(), "layer\n");
     let err = fill(&merged.join("big"), 2 * SIZE).expect("a write past the size fails");
     assert_eq!(err.raw_os_error(), Some(nix::libc::ENOSPC), "{err}");
@@ -131,4 +126,22 @@ fn something_else_mounted_at_the_mount_point_is_refused() {
     assert!(matches!(&err, StorageError::Occupied { fs_type, .. } if fs_type == "tmpfs"), "{err}");
     umount2(&mp, MntFlags::empty()).unwrap();
     storage.remove("t4").unwrap();
+}
+
+#[test]
+fn usage_counts_what_the_task_writes() {
+    let (_root, storage) = fresh();
+    let mp = storage.set_up("t5", SIZE).unwrap();
+    let before = usage(&mp).unwrap();
+    assert!(before.size_bytes <= SIZE && before.size_bytes > SIZE * 8 / 10, "{before:?}");
+    assert!(before.used_bytes < before.size_bytes / 10, "a fresh file system is nearly empty: {before:?}");
+    let mut file = fs::File::create(mp.join("eight")).unwrap();
+    file.write_all(&vec![7u8; 8 << 20]).unwrap();
+    // Not synced: ext4 counts delayed allocations as used at once.
+    let after = usage(&mp).unwrap();
+    assert_eq!(after.size_bytes, before.size_bytes);
+    let grown = after.used_bytes - before.used_bytes;
+    assert!((8 << 20..9 << 20).contains(&grown), "8 MiB written, used grew by {grown}");
+    drop(file);
+    storage.remove("t5").unwrap();
 }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use berth_api::agent::GetTaskCredentialsRequest;
 use berth_api::model::{CreateClusterRequest, Task, TaskDefinition, TaskOverride};
-use berth_api::ErrorKind;
+use berth_api::{ApiError, ErrorKind};
 use berth_store::{Expect, SqliteStore, Txn};
 
 use super::{check, get_credentials};
@@ -46,6 +46,13 @@ fn definition(role: Option<String>) -> TaskDefinition {
     TaskDefinition { task_role_arn: role, ..Default::default() }
 }
 
+/// Asserts that the check refused `role` with ECS's message.
+fn refused(result: Result<(), ApiError>, role: &str) {
+    let e = result.expect_err(role);
+    assert_eq!(e.kind, ErrorKind::Client, "{role}");
+    assert!(e.message.starts_with(&format!("ECS was unable to assume the role '{role}'")), "{}", e.message);
+}
+
 #[tokio::test]
 async fn only_roles_that_trust_ecs_tasks_pass() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -55,30 +62,42 @@ async fn only_roles_that_trust_ecs_tasks_pass() {
     check(&state, &definition(None), None).await.expect("no role");
     check(&state, &definition(Some(role_arn("app"))), None).await.expect("trusted role");
     for bad in [role_arn("vm"), role_arn("missing"), "not-an-arn".to_string()] {
-        let e = check(&state, &definition(Some(bad.clone())), None).await.expect_err("refused");
-        assert_eq!(e.kind, ErrorKind::Client, "{bad}");
-        assert!(e.message.starts_with(&format!("ECS was unable to assume the role '{bad}'")), "{}", e.message);
+        refused(check(&state, &definition(Some(bad.clone())), None).await, &bad);
     }
     let overrides = TaskOverride { task_role_arn: Some(role_arn("vm")), ..Default::default() };
-    check(&state, &definition(Some(role_arn("app"))), Some(&overrides)).await.expect_err("the override is checked");
+    refused(check(&state, &definition(Some(role_arn("app"))), Some(&overrides)).await, &role_arn("vm"));
+}
+
+#[tokio::test]
+async fn the_execution_role_is_checked_as_the_task_role_is() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = state(&dir);
+    put_role(&state, "app", "ecs-tasks.amazonaws.com").await;
+    put_role(&state, "exec", "ecs-tasks.amazonaws.com").await;
+    put_role(&state, "svc", "ecs.amazonaws.com").await;
+    let both =
+        |exec: &str| TaskDefinition { execution_role_arn: Some(role_arn(exec)), ..definition(Some(role_arn("app"))) };
+    check(&state, &both("exec"), None).await.expect("trusted roles");
+    for bad in ["svc", "missing"] {
+        refused(check(&state, &both(bad), None).await, &role_arn(bad));
+    }
+    let overrides = |exec: &str| TaskOverride { execution_role_arn: Some(exec.to_string()), ..Default::default() };
+    refused(check(&state, &both("exec"), Some(&overrides(&role_arn("svc")))).await, &role_arn("svc"));
+    check(&state, &both("svc"), Some(&overrides(&role_arn("exec")))).await.expect("the override replaces it");
+    check(&state, &both("svc"), Some(&overrides(""))).await.expect("an empty override means none");
 }
 
 /// Stores task `id` of cluster `c` placed on `instance`: as its container instance, or for a
 /// Fargate task (`fargate`) as the pool instance that holds its reservation.
-async fn put_task(state: &State, id: &str, role: Option<String>, instance: &str, status: &str, fargate: bool) {
+async fn put_task(state: &State, id: &str, definition: TaskDefinition, instance: &str, status: &str, fargate: bool) {
     let task = Task {
         task_arn: Some(format!("arn:aws:ecs:us-east-1:{ACCOUNT}:task/c/{id}")),
         container_instance_arn: (!fargate).then(|| instance.into()),
         last_status: Some(status.into()),
         ..Default::default()
     };
-    let stored = tasks::Stored {
-        task,
-        definition: definition(role),
-        reservation: Default::default(),
-        capacity: fargate.then(|| instance.into()),
-        network: None,
-    };
+    let capacity = fargate.then(|| instance.into());
+    let stored = tasks::Stored { task, definition, reservation: Default::default(), capacity, network: None };
     let txn = Txn::new().put(tasks::key("c", id), records::encode(&stored).expect("encodes"), Expect::Absent);
     state.store.commit(txn).await.expect("task stored");
 }
@@ -98,12 +117,14 @@ async fn credentials_go_only_to_the_agent_of_the_tasks_instance() {
     let create = CreateClusterRequest { cluster_name: Some("c".into()), ..Default::default() };
     crate::clusters::create(Arc::clone(&state), call(), create).await.expect("cluster");
     put_role(&state, "app", "ecs-tasks.amazonaws.com").await;
-    put_task(&state, "t1", Some(role_arn("app")), INSTANCE, "RUNNING", false).await;
-    put_task(&state, "t2", Some(role_arn("app")), INSTANCE, "STOPPED", false).await;
-    put_task(&state, "t3", None, INSTANCE, "RUNNING", false).await;
-    put_task(&state, "f1", Some(role_arn("app")), INSTANCE, "RUNNING", true).await;
+    put_role(&state, "exec", "ecs-tasks.amazonaws.com").await;
+    let with_exec = |role| TaskDefinition { execution_role_arn: Some(role_arn("exec")), ..definition(role) };
+    put_task(&state, "t1", with_exec(Some(role_arn("app"))), INSTANCE, "RUNNING", false).await;
+    put_task(&state, "t2", definition(Some(role_arn("app"))), INSTANCE, "STOPPED", false).await;
+    put_task(&state, "t3", with_exec(None), INSTANCE, "RUNNING", false).await;
+    put_task(&state, "f1", definition(Some(role_arn("app"))), INSTANCE, "RUNNING", true).await;
     let creds = get_credentials(Arc::clone(&state), call(), request("t1", "abc123")).await.expect("credentials");
-    assert_eq!(creds.role_arn, role_arn("app"));
+    assert_eq!(creds.role_arn, role_arn("app"), "the task role's, never the execution role's");
     let fargate = get_credentials(Arc::clone(&state), call(), request("f1", "abc123")).await;
     assert_eq!(fargate.expect("a Fargate task's credentials go to its pool instance").role_arn, role_arn("app"));
     assert!(creds.access_key_id.starts_with("ASIA") && !creds.session_token.is_empty());

@@ -52,6 +52,7 @@ impl Run {
             availability_zone: self.task.availability_zone.clone().unwrap_or_default(),
             launch_type: self.task.launch_type.map_or("EC2", |l| l.as_str()).to_string(),
             containers: self.containers().iter().map(|c| self.container_metadata(c)).collect(),
+            ephemeral_storage_metrics: None,
             task_tags: None,
         }
     }
