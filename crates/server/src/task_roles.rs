@@ -114,4 +114,4 @@ pub(crate) async fn placed_task(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

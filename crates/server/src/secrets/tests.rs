@@ -4,31 +4,16 @@
 use std::sync::Arc;
 
 use berth_api::agent::GetTaskSecretsRequest;
-use berth_api::model::{
-    ContainerDefinition, CreateClusterRequest, RepositoryCredentials, Secret, Task, TaskDefinition,
-};
+use berth_api::model::{ContainerDefinition, CreateClusterRequest, RepositoryCredentials, Secret, TaskDefinition};
 use berth_api::secrets_model::{
     CreateSecretRequest, DeleteSecretRequest, GetSecretValueRequest, PutSecretValueRequest,
 };
 use berth_api::ErrorKind;
-use berth_store::{Expect, SqliteStore, Txn};
 
 use super::{api, candidates, task};
-use crate::credentials::KeyRing;
+use crate::records;
 use crate::state::{Call, State};
-use crate::{records, tasks};
-
-const ACCOUNT: &str = "123456789012";
-const INSTANCE: &str = "arn:aws:ecs:us-east-1:123456789012:container-instance/c/abc123";
-
-fn state(dir: &tempfile::TempDir) -> Arc<State> {
-    let store = Arc::new(SqliteStore::open(&dir.path().join("berth.db")).expect("store opens"));
-    Arc::new(State::new(store, ACCOUNT.into(), KeyRing::default(), "http://127.0.0.1:1".into()))
-}
-
-fn call() -> Call {
-    Call { region: "us-east-1".into(), principal: format!("arn:aws:iam::{ACCOUNT}:root") }
-}
+use crate::task_roles::tests::{call, put_role_with_policy, put_task, state, ACCOUNT, INSTANCE};
 
 async fn create(state: &Arc<State>, name: &str, value: &str) -> String {
     let req = CreateSecretRequest { name: Some(name.into()), secret_string: Some(value.into()), ..Default::default() };
@@ -92,36 +77,14 @@ async fn a_lapsed_deletion_frees_the_name() {
     assert_eq!(get(&state, "old", None).await.expect("recreated"), "new");
 }
 
-/// Stores role `name` trusting ecs-tasks with `policy` inline (if any), as IAM would.
-async fn put_role(state: &State, name: &str, policy: Option<&str>) {
-    let inline = policy.map_or_else(serde_json::Map::new, |p| {
-        serde_json::Map::from_iter([("read".to_string(), serde_json::Value::String(p.to_string()))])
-    });
-    let trust = r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Principal":{"Service":"ecs-tasks.amazonaws.com"},"Action":"sts:AssumeRole"}}"#;
-    let role = serde_json::json!({
-        "name": name, "id": "AROAEXAMPLE0000000001", "arn": format!("arn:aws:iam::{ACCOUNT}:role/{name}"),
-        "path": "/", "createDate": "2026-12-01T00:00:00Z", "assumeRolePolicyDocument": trust, "description": null,
-        "maxSessionDuration": 3600, "tags": [], "permissions": {"inline": inline, "attached": []}
-    });
-    let txn = Txn::new().put(format!("iam/role/{name}"), role.to_string(), Expect::Absent);
-    state.store.commit(txn).await.expect("role stored");
-}
-
-async fn put_task(state: &State, id: &str, role: &str, containers: Vec<ContainerDefinition>) {
-    let task = Task {
-        task_arn: Some(format!("arn:aws:ecs:us-east-1:{ACCOUNT}:task/c/{id}")),
-        container_instance_arn: Some(INSTANCE.into()),
-        last_status: Some("PENDING".into()),
-        ..Default::default()
-    };
+/// Stores task `id` on the instance, running `containers` with execution role `role`.
+async fn put_secret_task(state: &State, id: &str, role: &str, containers: Vec<ContainerDefinition>) {
     let definition = TaskDefinition {
         execution_role_arn: Some(format!("arn:aws:iam::{ACCOUNT}:role/{role}")),
         container_definitions: Some(containers),
         ..Default::default()
     };
-    let stored = tasks::Stored { task, definition, reservation: Default::default(), capacity: None, network: None };
-    let txn = Txn::new().put(tasks::key("c", id), records::encode(&stored).expect("encodes"), Expect::Absent);
-    state.store.commit(txn).await.expect("task stored");
+    put_task(state, id, definition, INSTANCE, "PENDING").await;
 }
 
 fn request(task: &str) -> GetTaskSecretsRequest {
@@ -142,7 +105,7 @@ async fn task_secrets_are_read_as_the_execution_role() {
     create(&state, "app/login", r#"{"username":"u","password":"p"}"#).await;
     let other = create(&state, "other/token", "t").await;
     let policy = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"secretsmanager:GetSecretValue","Resource":"arn:aws:secretsmanager:*:*:secret:app/*"}]}"#;
-    put_role(&state, "reader", Some(policy)).await;
+    put_role_with_policy(&state, "reader", "ecs-tasks.amazonaws.com", Some(policy)).await;
     let secret = |name: &str, value_from: String| Secret { name: Some(name.into()), value_from: Some(value_from) };
     let app = ContainerDefinition {
         name: Some("app".into()),
@@ -151,7 +114,7 @@ async fn task_secrets_are_read_as_the_execution_role() {
         ..Default::default()
     };
     let plain = ContainerDefinition { name: Some("plain".into()), ..Default::default() };
-    put_task(&state, "t1", "reader", vec![app.clone(), plain]).await;
+    put_secret_task(&state, "t1", "reader", vec![app.clone(), plain]).await;
     let out = task::get(Arc::clone(&state), call(), request("t1")).await.expect("resolved");
     assert_eq!(out.containers.len(), 1, "only containers that have secrets: {out:?}");
     let c = &out.containers[0];
@@ -160,20 +123,20 @@ async fn task_secrets_are_read_as_the_execution_role() {
     assert!(!format!("{out:?}").contains("pw"), "Debug never shows values");
 
     let denied = ContainerDefinition { secrets: Some(vec![secret("T", other.clone())]), ..app.clone() };
-    put_task(&state, "t2", "reader", vec![denied]).await;
+    put_secret_task(&state, "t2", "reader", vec![denied]).await;
     let e = task::get(Arc::clone(&state), call(), request("t2")).await.expect_err("not allowed");
     assert_eq!(e.kind, ErrorKind::AccessDenied);
     assert!(e.message.contains(&format!("failed to fetch secret {other}")), "{}", e.message);
     assert!(e.message.contains("assumed-role/reader/t2"), "{}", e.message);
 
     let missing_key = ContainerDefinition { secrets: Some(vec![secret("X", format!("{db}:nope::"))]), ..app.clone() };
-    put_task(&state, "t3", "reader", vec![missing_key]).await;
+    put_secret_task(&state, "t3", "reader", vec![missing_key]).await;
     let e = task::get(Arc::clone(&state), call(), request("t3")).await.expect_err("no such key");
     assert!(e.message.contains("did not contain json key nope"), "{}", e.message);
 
     let ssm =
         ContainerDefinition { secrets: Some(vec![secret("P", "arn:aws:ssm:us-east-1:1:parameter/p".into())]), ..app };
-    put_task(&state, "t4", "reader", vec![ssm]).await;
+    put_secret_task(&state, "t4", "reader", vec![ssm]).await;
     let e = task::get(Arc::clone(&state), call(), request("t4")).await.expect_err("ssm");
     assert_eq!(e.kind, ErrorKind::UnsupportedFeature);
 
