@@ -7,7 +7,8 @@
 //! wait ends. The agent reports back through the ECS operations SubmitTaskStateChange and
 //! SubmitContainerStateChange, plus `BerthAgentV1.SubmitTaskDetails` for what those have no
 //! member for (a task's own address, container health), and fetches its tasks' role
-//! credentials with `BerthAgentV1.GetTaskCredentials`. Full state, not deltas, keeps both sides level-triggered:
+//! credentials with `BerthAgentV1.GetTaskCredentials` and their Secrets Manager references
+//! (read as the execution role) with `BerthAgentV1.GetTaskSecrets`. Full state, not deltas, keeps both sides level-triggered:
 //! a lost answer is repaired by the next one.
 
 use serde::{Deserialize, Serialize};
