@@ -41,6 +41,8 @@ pub struct AgentConfig {
     /// How long a task's containers have between SIGTERM and SIGKILL when the server
     /// interrupts a FARGATE_SPOT task (two minutes, as on Fargate).
     pub spot_warning: std::time::Duration,
+    /// Run every task in its own microVM (`--isolation microvm`, the Fargate capacity only).
+    pub microvm: Option<berth_runtime::microvm::MicroVm>,
 }
 
 /// The bridge a single agent on a host uses.
@@ -68,6 +70,7 @@ impl AgentConfig {
             pull_behavior: "default".into(),
             registry_credentials: Vec::new(),
             spot_warning: DEFAULT_SPOT_WARNING,
+            microvm: None,
         }
     }
 }

@@ -97,6 +97,8 @@ impl AgentArgs {
             pull_behavior: self.pull_behavior.clone(),
             registry_credentials: self.registry_auth.iter().map(|a| parse_registry_auth(a)).collect::<Result<_>>()?,
             spot_warning: berth_agent::DEFAULT_SPOT_WARNING,
+            // microVM isolation is the managed (Fargate) capacity's; see `FargateArgs`.
+            microvm: None,
         })
     }
 }

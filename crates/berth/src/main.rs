@@ -35,6 +35,32 @@ enum Command {
     Image(image::ImageArgs),
     /// Print a task's output (`--follow` to keep printing until it stops).
     Logs(logs::LogsArgs),
+    /// Boot probe microVMs and print each boot time (scripts/bench-microvm).
+    #[command(hide = true)]
+    MicrovmBoot(MicrovmBootArgs),
+}
+
+#[derive(Args)]
+struct MicrovmBootArgs {
+    /// Where the initramfs is built and cached.
+    #[arg(long)]
+    cache_dir: PathBuf,
+    #[arg(long, default_value = "kvm")]
+    accel: berth_runtime::microvm::Accel,
+    /// How many guests to boot, one after another.
+    #[arg(long, default_value_t = 10)]
+    runs: usize,
+}
+
+/// Prints `boot_ms N` for each probe guest: qemu's spawn to the guest init's READY line.
+fn microvm_boot(a: MicrovmBootArgs) -> Result<()> {
+    let (vm, first) =
+        berth_runtime::microvm::MicroVm::prepare(&a.cache_dir, a.accel).context("preparing the microVM")?;
+    println!("boot_ms {}", first.as_millis());
+    for _ in 1..a.runs {
+        println!("boot_ms {}", vm.probe().context("booting a probe microVM")?.as_millis());
+    }
+    Ok(())
 }
 
 #[derive(Args)]
@@ -103,6 +129,31 @@ struct FargateArgs {
     /// Seconds an interrupted FARGATE_SPOT task has between SIGTERM and SIGKILL.
     #[arg(long, default_value_t = 120, env = "BERTH_FARGATE_SPOT_WARNING")]
     fargate_spot_warning: u64,
+    /// How Fargate tasks are isolated: `namespace` (their own namespaces and cgroup) or
+    /// `microvm` (each task in its own qemu microVM; see docs/microvm.md).
+    #[arg(long, default_value = "namespace", value_parser = ["namespace", "microvm"], env = "BERTH_ISOLATION")]
+    isolation: String,
+    /// The microVMs' accelerator: `kvm` (probed at start-up: berth refuses to start when
+    /// KVM cannot run a guest) or `tcg` (emulation: for tests and hosts without usable KVM).
+    #[arg(long, default_value = "kvm", env = "BERTH_MICROVM_ACCEL")]
+    microvm_accel: berth_runtime::microvm::Accel,
+}
+
+impl FargateArgs {
+    /// With `--isolation microvm`: qemu, the guest kernel and initramfs, after a probe boot.
+    fn microvm(&self, data_dir: &std::path::Path) -> Result<Option<berth_runtime::microvm::MicroVm>> {
+        if self.isolation != "microvm" {
+            return Ok(None);
+        }
+        let (vm, boot) = berth_runtime::microvm::MicroVm::prepare(&data_dir.join("microvm"), self.microvm_accel)
+            .context("--isolation microvm")?;
+        println!(
+            "berth: microVM isolation ({:?}): a probe guest booted in {} ms",
+            self.microvm_accel,
+            boot.as_millis()
+        );
+        Ok(Some(vm))
+    }
 }
 
 /// The service controller's clocks, in seconds.
@@ -165,6 +216,9 @@ fn main() -> Result<()> {
         let args = berth_runtime::container::ShimArgs::parse(shim.args).context("berth shim arguments")?;
         return berth_runtime::container::shim_main(args).context("berth shim");
     }
+    if let Command::MicrovmBoot(a) = cli.command {
+        return microvm_boot(a);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
     runtime.block_on(run(cli.command))
 }
@@ -178,7 +232,9 @@ async fn run(command: Command) -> Result<()> {
         Command::Image(a) => return image::run(a).await,
         Command::Logs(a) => return logs::run(a).await,
         Command::Agent(a) => return agent::run(a).await,
-        Command::Shim(_) => anyhow::bail!("the shim runs before the async runtime starts"),
+        Command::Shim(_) | Command::MicrovmBoot(_) => {
+            anyhow::bail!("this command runs before the async runtime starts")
+        }
         Command::Dev(a) => {
             let dir = match a.data_dir {
                 Some(d) => d,
@@ -190,6 +246,10 @@ async fn run(command: Command) -> Result<()> {
     };
     let data_dir = config.data_dir.clone();
     let region = config.region.clone();
+    let microvm = match &fargate {
+        Some(f) => f.microvm(&data_dir.join("fargate"))?,
+        None => None,
+    };
     let mut server = RunningServer::start(config).await.context("starting the berth server")?;
     println!("berth: listening on {}", server.endpoint);
     println!("berth: data in {}; try: aws --profile berth ecs list-clusters", data_dir.display());
@@ -211,6 +271,7 @@ async fn run(command: Command) -> Result<()> {
         config.bridge = f.fargate_bridge;
         config.subnet = f.fargate_subnet;
         config.spot_warning = std::time::Duration::from_secs(f.fargate_spot_warning);
+        config.microvm = microvm;
         println!(
             "berth: Fargate capacity on {} {} (data in {})",
             config.bridge,

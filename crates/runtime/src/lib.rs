@@ -8,6 +8,7 @@
 //!   that outlives the agent, and report exit status.
 //! - [`network`]: a network namespace per task on a berth bridge through the CNI plugins.
 //! - [`cgroups`]: task-level CPU and memory limits that bound all of a task's containers.
+//! - [`microvm`]: a qemu `microvm` guest per Fargate task (`--isolation microvm`).
 //! - [`storage`]: a size-limited file system per task (Fargate's `ephemeralStorage`).
 
 pub mod network;
@@ -16,5 +17,6 @@ pub mod images;
 
 pub mod cgroups;
 pub mod container;
+pub mod microvm;
 mod mountinfo;
 pub mod storage;

@@ -8,6 +8,7 @@ use berth_api::agent::{Assignment, PollAssignmentsRequest, PollAssignmentsRespon
 use berth_api::model::{DiscoverPollEndpointRequest, DiscoverPollEndpointResponse};
 use berth_api::ApiError;
 use berth_store::ListQuery;
+use serde::Deserialize;
 
 use crate::clusters;
 use crate::container_instances;
@@ -39,14 +40,36 @@ async fn assigned(state: &State, cluster: &str, instance: &str) -> Result<Vec<As
     let finder = memchr::memmem::Finder::new(instance.as_bytes());
     let mut assignments = Vec::new();
     for r in records.into_iter().filter(|r| !instance.is_empty() && finder.find(&r.value).is_some()) {
-        let s: tasks::Stored =
-            serde_json::from_slice(&r.value).map_err(|source| RecordError::Decode { key: r.key.clone(), source })?;
-        let on_instance = s.placed_on(cluster).map(|(_, arn)| container_instances::id_of(arn)) == Some(instance);
-        if on_instance && s.task.last_status.as_deref() != Some("STOPPED") {
+        let decode = |source| RecordError::Decode { key: r.key.clone(), source };
+        let peek: Placement = serde_json::from_slice(&r.value).map_err(decode)?;
+        let arn = tasks::placed_on(peek.capacity.as_deref(), peek.task.container_instance_arn.as_deref(), cluster);
+        let on_instance = arn.map(|(_, arn)| container_instances::id_of(arn)) == Some(instance);
+        if on_instance && peek.task.last_status.as_deref() != Some("STOPPED") {
+            let s: tasks::Stored = serde_json::from_slice(&r.value).map_err(decode)?;
             assignments.push(Assignment { task: s.task, task_definition: s.definition });
         }
     }
     Ok(assignments)
+}
+
+/// Just enough of a stored task to tell whether it is one of an instance's assignments.
+/// Decoding this skips the rest of the record (its definition, containers and
+/// attachments), which the instance's STOPPED tasks, kept an hour and more, would
+/// otherwise cost on every poll of every agent.
+#[derive(Deserialize)]
+struct Placement {
+    task: PlacedTask,
+    #[serde(default)]
+    capacity: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PlacedTask {
+    #[serde(default)]
+    last_status: Option<String>,
+    #[serde(default)]
+    container_instance_arn: Option<String>,
 }
 
 /// PollAssignments: the instance's tasks, at once if they changed since `generation`, else

@@ -106,7 +106,8 @@ pub(crate) async fn placed_task(
     let not_found = || ApiError::invalid("The referenced task was not found.");
     let (stored, _) =
         records::get::<tasks::Stored>(&*state.store, &tasks::key(&cluster, &task_id)).await?.ok_or_else(not_found)?;
-    let placed_here = stored.task.container_instance_arn.as_deref().map(container_instances::id_of) == Some(instance);
+    // A Fargate task's instance is the pool's one that holds its reservation.
+    let placed_here = stored.placed_on(&cluster).map(|(_, arn)| container_instances::id_of(arn)) == Some(instance);
     if !placed_here || stored.task.last_status.as_deref() == Some("STOPPED") {
         return Err(not_found());
     }

@@ -53,6 +53,10 @@ pub(crate) struct Shared {
     /// This agent's container instance ARN, once registered.
     pub instance: std::sync::OnceLock<String>,
     pub spot_warning: std::time::Duration,
+    /// Every task runs in its own microVM (`--isolation microvm`).
+    pub microvm: bool,
+    /// The prefix length of the tasks' subnet (a microVM guest configures its address).
+    pub subnet_prefix: u8,
 }
 
 /// What the server wants of a task: its desired status, and for a Spot interruption the
@@ -91,6 +95,11 @@ struct Runners {
     finished: HashSet<String>,
 }
 
+/// `10.213.254.0/24` -> 24.
+fn subnet_prefix(subnet: &str) -> Option<u8> {
+    subnet.split_once('/')?.1.parse().ok()
+}
+
 fn runtime_err(what: &str, e: impl std::fmt::Display) -> AgentError {
     AgentError::Runtime(format!("{what}: {e}"))
 }
@@ -104,7 +113,11 @@ impl Engine {
             std::fs::create_dir_all(d).map_err(|source| AgentError::Io { path: d.clone(), source })?;
         }
         let shim = ShimCommand::current_exe().map_err(|e| runtime_err("the shim", e))?;
-        let runtime = Runtime::new(&dir.join("runtime"), shim).map_err(|e| runtime_err("the container runtime", e))?;
+        let mut runtime =
+            Runtime::new(&dir.join("runtime"), shim).map_err(|e| runtime_err("the container runtime", e))?;
+        if let Some(vm) = &config.microvm {
+            runtime = runtime.with_microvm(vm.clone());
+        }
         let images = ImageStore::open_with(
             &dir.join("images"),
             ImageStoreConfig {
@@ -149,6 +162,9 @@ impl Engine {
             server: config.server.clone(),
             instance: std::sync::OnceLock::new(),
             spot_warning: config.spot_warning,
+            microvm: config.microvm.is_some(),
+            // Networks::new has validated the subnet.
+            subnet_prefix: subnet_prefix(&config.subnet).unwrap_or(24),
         };
         Ok(Self { shared: Arc::new(shared), runners: Mutex::new(Runners::default()), swept: Default::default() })
     }

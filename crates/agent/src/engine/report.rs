@@ -51,7 +51,7 @@ pub async fn send_details(shared: &Shared, task_arn: &str, mut details: SubmitTa
 
 /// The cluster a task belongs to, from its ARN (`task/CLUSTER/ID`): the agent's own, except
 /// on Fargate capacity, whose tasks live in their users' clusters.
-fn cluster_of(shared: &Shared, task_arn: &str) -> String {
+pub(crate) fn cluster_of(shared: &Shared, task_arn: &str) -> String {
     berth_api::Arn::parse(task_arn)
         .and_then(|a| a.id.split_once('/').map(|(cluster, _)| cluster.to_string()))
         .unwrap_or_else(|| shared.cluster.clone())

@@ -28,6 +28,7 @@ use berth_api::model::{
 use berth_api::task_definition::DEFAULT_EPHEMERAL_GIB;
 use berth_runtime::container::{ContainerState, ExitStatus};
 use berth_runtime::images::Image;
+use berth_runtime::microvm::{vcpus_for, GuestNetwork, VmResources, VMM_OVERHEAD_MIB};
 use berth_runtime::network::{Mode, PortRequest, Protocol, TaskNetwork};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
@@ -44,6 +45,32 @@ use super::{Desired, Shared};
 const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(30);
 const ESSENTIAL_EXITED: &str = "Essential container in task exited";
 const OOM_REASON: &str = "OutOfMemoryError: Container killed due to memory usage";
+
+/// The guest's tap in the task's network namespace.
+const MICROVM_TAP: &str = "tap0";
+/// A microVM's memory when the task names none (Fargate tasks always do).
+const DEFAULT_VM_MEMORY_MIB: u64 = 512;
+
+/// Refuses what a task's microVM cannot run yet (docs/microvm.md), as ECS refuses a
+/// container it cannot create.
+fn microvm_supports(containers: &[ContainerDefinition]) -> Result<(), String> {
+    let refuse = |what: &str| Err(format!("CannotStartContainerError: microVM isolation does not support {what} yet"));
+    if containers.len() != 1 {
+        return refuse("tasks of more than one container");
+    }
+    let c = &containers[0];
+    if c.health_check.is_some() {
+        return refuse("container health checks");
+    }
+    if c.mount_points.as_ref().is_some_and(|m| !m.is_empty()) || c.volumes_from.as_ref().is_some_and(|v| !v.is_empty())
+    {
+        return refuse("volumes");
+    }
+    if c.linux_parameters.as_ref().and_then(|l| l.init_process_enabled).unwrap_or(false) {
+        return refuse("initProcessEnabled");
+    }
+    Ok(())
+}
 
 /// What survives an agent restart about one task.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -293,6 +320,9 @@ impl Run {
 
     /// Images, network and cgroup; each only once (an adopted task has them).
     async fn prepare(&mut self) -> Result<(), String> {
+        if self.shared.microvm {
+            microvm_supports(&self.containers())?;
+        }
         self.pull_started_at = Some(now());
         // Not awaited here: pulling and starting need not wait for the server's answer.
         let (shared, arn, report) = (Arc::clone(&self.shared), self.arn.clone(), self.snapshot("PENDING", None));
@@ -333,7 +363,9 @@ impl Run {
         }
         self.start_credentials().await?;
         let cpu = self.cpu.as_deref().and_then(|c| c.parse().ok());
-        let memory = self.memory.as_deref().and_then(|m| m.parse().ok());
+        let memory: Option<u64> = self.memory.as_deref().and_then(|m| m.parse().ok());
+        // qemu itself lives in the task cgroup beside the guest's memory.
+        let memory = memory.map(|m| if self.shared.microvm { m + VMM_OVERHEAD_MIB } else { m });
         self.shared
             .cgroups
             .create_task(&self.id, cpu, memory)
@@ -433,7 +465,10 @@ impl Run {
                 let _ = std::fs::create_dir_all(source);
             }
         }
-        let config = spec::container_config(c, &image, rootfs, &ctx);
+        let mut config = spec::container_config(c, &image, rootfs, &ctx);
+        if self.shared.microvm {
+            config.vm = Some(self.vm_resources());
+        }
         let created_at = Some(report::rfc3339_now());
         if let Err(e) = self.shared.runtime.start(&config).await {
             let reason = format!("CannotStartContainerError: {e}");
@@ -455,6 +490,24 @@ impl Run {
             tokio::spawn(health_loop(Arc::clone(&self.shared), id, name, check, self.events.clone()));
         }
         Ok(())
+    }
+
+    /// The task's microVM: its cpu and memory, and its awsvpc address as the guest's eth0.
+    fn vm_resources(&self) -> VmResources {
+        let network = self.record.network.as_ref().and_then(|n| {
+            Some(GuestNetwork {
+                interface: n.interface.clone()?,
+                tap: MICROVM_TAP.into(),
+                mac: n.mac.clone()?,
+                address: format!("{}/{}", n.ipv4.as_deref()?, self.shared.subnet_prefix),
+                gateway: n.gateway.clone()?,
+            })
+        });
+        VmResources {
+            vcpus: vcpus_for(self.cpu.as_deref().and_then(|c| c.parse().ok())),
+            memory_mib: self.memory.as_deref().and_then(|m| m.parse().ok()).unwrap_or(DEFAULT_VM_MEMORY_MIB),
+            network,
+        }
     }
 
     /// Starts shipping the container's output, when its definition says awslogs.

@@ -203,6 +203,21 @@ impl Hierarchy {
         }
     }
 
+    /// Moves process `pid` into cgroup `path` (on v1, into each controller where the
+    /// cgroup exists: berth creates task cgroups in `cpu` and `memory`).
+    pub fn add_process(&self, path: &str, pid: u32) -> Result<(), CgroupError> {
+        let dirs: Vec<PathBuf> = match self {
+            Hierarchy::V1 { controllers, .. } => {
+                controllers.values().map(|mount| mount.join(path.trim_start_matches('/'))).collect()
+            }
+            Hierarchy::V2 { root } => vec![root.join(path.trim_start_matches('/'))],
+        };
+        for dir in dirs.into_iter().filter(|d| d.is_dir()) {
+            write(&dir.join("cgroup.procs"), &pid.to_string())?;
+        }
+        Ok(())
+    }
+
     /// Whether cgroup `path` exists (in the memory controller on v1).
     pub fn exists(&self, path: &str) -> bool {
         self.dir("memory", path).map(|d| d.is_dir()).unwrap_or(false)

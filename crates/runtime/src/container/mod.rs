@@ -91,6 +91,7 @@ mod shim;
 mod spec;
 mod state;
 mod user;
+mod vm;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -153,6 +154,9 @@ pub struct ContainerConfig {
     pub dns_search: Vec<String>,
     /// Signal for [`Runtime::stop`]: `SIGTERM` (default), `TERM` or a number.
     pub stop_signal: Option<String>,
+    /// Run the container in its own microVM of this size (the runtime needs
+    /// [`Runtime::with_microvm`]); `None` runs it with runc on the host.
+    pub vm: Option<crate::microvm::VmResources>,
 }
 
 /// A mount in the container.
@@ -301,6 +305,8 @@ pub enum RuntimeError {
     StopTimeout { id: String, after: Duration },
     #[error(transparent)]
     Cgroup(#[from] CgroupError),
+    #[error("container {id}: {source}")]
+    MicroVm { id: String, source: crate::microvm::MicroVmError },
 }
 
 /// Serde for timestamps as RFC 3339 with nanoseconds (chrono is built without serde).

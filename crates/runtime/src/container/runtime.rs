@@ -15,8 +15,12 @@ use tokio::process::Command;
 use super::shim::{last_runc_error, ShimArgs, REPORT_FAILED, REPORT_STARTED};
 use super::spec::{self, host_capabilities, SpecContext};
 use super::state::{read_json, write_json_atomic, ContainerDir, Meta};
-use super::{etc_files, ContainerConfig, ContainerState, ExitStatus, RuntimeError, ShimCommand, Signal, Started};
+use super::vm::{self, VmPlan};
+use super::{
+    etc_files, ContainerConfig, ContainerState, ExitStatus, Namespace, RuntimeError, ShimCommand, Signal, Started,
+};
 use crate::cgroups::Hierarchy;
+use crate::microvm::{self, MicroVm, MicroVmError, Share, VmResources};
 
 /// How long [`Runtime::start`] waits for the shim's report.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -41,6 +45,8 @@ pub struct Runtime {
     hierarchy: Hierarchy,
     host_capabilities: Vec<&'static str>,
     exec_counter: AtomicU64,
+    /// Runs containers whose config asks for a VM.
+    microvm: Option<MicroVm>,
 }
 
 impl Runtime {
@@ -62,6 +68,7 @@ impl Runtime {
             hierarchy: Hierarchy::detect()?,
             host_capabilities: host_capabilities(),
             exec_counter: AtomicU64::new(0),
+            microvm: None,
         })
     }
 
@@ -74,6 +81,12 @@ impl Runtime {
     /// Uses this static init binary for `init: true` containers.
     pub fn with_init_binary(mut self, init: Option<PathBuf>) -> Self {
         self.init_binary = init;
+        self
+    }
+
+    /// Runs containers whose [`ContainerConfig::vm`] is set in microVMs.
+    pub fn with_microvm(mut self, microvm: MicroVm) -> Self {
+        self.microvm = Some(microvm);
         self
     }
 
@@ -135,11 +148,16 @@ impl Runtime {
         )?;
         etc_files.write(&etc).map_err(io_err(etc.clone()))?;
         built.spec.save(dir.config()).map_err(|source| RuntimeError::Spec { id: id.into(), source })?;
+        let vm = match &cfg.vm {
+            Some(resources) => Some(self.vm_plan(cfg, resources, dir, &built.spec)?),
+            None => None,
+        };
         let meta = Meta {
             id: id.into(),
             stop_signal: built.stop_signal.as_str().into(),
             cgroup_path: built.cgroup_path,
             cpu_shares: built.cpu_shares,
+            vm,
         };
         write_json_atomic(&dir.meta(), &meta).map_err(io_err(dir.meta()))?;
 
@@ -224,6 +242,47 @@ impl Runtime {
         Err(failure)
     }
 
+    /// Writes the guest's bundle (`vm/config.json`) and plans the container's VM.
+    fn vm_plan(
+        &self,
+        cfg: &ContainerConfig,
+        resources: &VmResources,
+        dir: &ContainerDir,
+        spec: &oci_spec::runtime::Spec,
+    ) -> Result<VmPlan, RuntimeError> {
+        let id = cfg.id.as_str();
+        let vm_err = |source| RuntimeError::MicroVm { id: id.into(), source };
+        let microvm = self
+            .microvm
+            .as_ref()
+            .ok_or_else(|| vm_err(MicroVmError::Unsupported("a VM on an agent without --isolation microvm".into())))?;
+        let host = serde_json::to_value(spec).map_err(|source| RuntimeError::StateFile {
+            id: id.into(),
+            path: dir.config(),
+            source,
+        })?;
+        let guest = microvm::rewrite_bundle(&host, &dir.dir).map_err(vm_err)?;
+        let guest_dir = vm::guest_dir(dir);
+        fs::create_dir_all(&guest_dir).map_err(|source| RuntimeError::Io { path: guest_dir.clone(), source })?;
+        let path = guest_dir.join("config.json");
+        write_json_atomic(&path, &guest).map_err(|source| RuntimeError::Io { path, source })?;
+        let shares = vec![
+            Share { tag: "root".into(), path: cfg.rootfs.clone() },
+            Share { tag: "bundle".into(), path: dir.dir.clone() },
+        ];
+        let netns = match &cfg.net_namespace {
+            Namespace::Join(path) => Some(path.clone()),
+            _ => None,
+        };
+        Ok(VmPlan { launch: microvm.launch(id, resources, shares), netns, cgroup: cfg.cgroup_parent.clone() })
+    }
+
+    /// Whether the container runs in a microVM (its signals go through the VM's console).
+    fn in_vm(&self, id: &str) -> Result<bool, RuntimeError> {
+        let meta: Option<Meta> = self.read_state_file(id, &self.container_dir(id).meta())?;
+        Ok(meta.is_some_and(|m| m.vm.is_some()))
+    }
+
     /// The container's current state.
     pub async fn state(&self, id: &str) -> Result<ContainerState, RuntimeError> {
         validate_id(id)?;
@@ -286,6 +345,14 @@ impl Runtime {
             ContainerState::Exited(_) => return Err(RuntimeError::NotRunning { id: id.into() }),
             ContainerState::Starting | ContainerState::Running { .. } => {}
         }
+        if self.in_vm(id)? {
+            let dir = self.container_dir(id);
+            return match vm::send_signal(&dir, signal.as_str()) {
+                Ok(true) => Ok(()),
+                Ok(false) => Err(RuntimeError::NotRunning { id: id.into() }),
+                Err(source) => Err(RuntimeError::Io { path: vm::control_fifo(&dir), source }),
+            };
+        }
         match self.runc_output("kill", &["kill", id, signal.as_str()]).await {
             Ok(_) => Ok(()),
             Err(e) => match self.state(id).await? {
@@ -326,6 +393,10 @@ impl Runtime {
             ContainerState::Running { .. } => {}
             ContainerState::Missing => return Err(RuntimeError::NotFound { id: id.into() }),
             _ => return Err(RuntimeError::NotRunning { id: id.into() }),
+        }
+        if self.in_vm(id)? {
+            let what = "exec (health checks) in a microVM".into();
+            return Err(RuntimeError::MicroVm { id: id.into(), source: MicroVmError::Unsupported(what) });
         }
         if args.is_empty() {
             return Err(RuntimeError::InvalidConfig {

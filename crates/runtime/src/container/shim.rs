@@ -24,6 +24,7 @@ use nix::unistd::Pid;
 
 use super::logfile::{pump, LogFile, Stream, LOG_MAX_BYTES, LOG_MAX_LINE};
 use super::state::{read_json, write_json_atomic, ContainerDir, Meta};
+use super::vm::{self, Console, Vm, VmPlan};
 use super::{ExitStatus, Started};
 use crate::cgroups::Hierarchy;
 
@@ -124,7 +125,7 @@ pub fn shim_main(args: ShimArgs) -> Result<(), ShimError> {
     blocked.thread_block().map_err(|source| ShimError::Sys { what: "blocking signals", source })?;
     nix::sys::prctl::set_child_subreaper(true)
         .map_err(|source| ShimError::Sys { what: "PR_SET_CHILD_SUBREAPER", source })?;
-    let mut shim = Shim { dir: ContainerDir::new(args.bundle.clone()), args, reported: false };
+    let mut shim = Shim { dir: ContainerDir::new(args.bundle.clone()), args, reported: false, in_vm: false };
     let result = shim.run();
     if let Err(e) = &result {
         tracing::error!(error = %e, "shim failed");
@@ -141,6 +142,8 @@ struct Shim {
     args: ShimArgs,
     dir: ContainerDir,
     reported: bool,
+    /// The container runs in a microVM (no runc container on the host to clean up).
+    in_vm: bool,
 }
 
 impl Shim {
@@ -155,6 +158,10 @@ impl Shim {
             None => return Err(ShimError::Io { path: self.dir.meta(), source: io::ErrorKind::NotFound.into() }),
         };
         let log = Arc::new(Mutex::new(LogFile::open(&self.dir.log(), LOG_MAX_BYTES).map_err(io_err(&self.dir.log()))?));
+        if let Some(plan) = &meta.vm {
+            self.in_vm = true;
+            return self.run_vm(plan, &log);
+        }
 
         let (out_r, out_w) =
             nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|source| ShimError::Sys { what: "pipe", source })?;
@@ -217,10 +224,7 @@ impl Shim {
             path: self.dir.init_pid(),
             source: io::Error::other(format!("bad pid {pid_text:?}")),
         })?;
-        let started = Started { pid: pid as u32, started_at: Utc::now() };
-        write_json_atomic(&self.dir.started(), &started).map_err(io_err(&self.dir.started()))?;
-        let report = serde_json::to_string(&started).expect("Started serializes");
-        self.report(&format!("{REPORT_STARTED} {report}"));
+        self.record_started(pid as u32)?;
         tracing::info!(id = %self.args.id, pid, "container running");
 
         let (code, signal) = wait_for_init(Pid::from_raw(pid));
@@ -249,10 +253,81 @@ impl Shim {
         Ok(())
     }
 
+    /// Runs the container in its microVM (see `vm.rs`) until its exit is recorded.
+    fn run_vm(&mut self, plan: &VmPlan, log: &Arc<Mutex<LogFile>>) -> Result<(), ShimError> {
+        let vm = match Vm::start(plan, &self.dir, log) {
+            Ok(vm) => vm,
+            Err(message) => return Err(self.fail(message, |_| {})),
+        };
+        let (mut started, mut failures) = (false, Vec::new());
+        let exit = loop {
+            match vm.events.recv() {
+                Ok(Some(Console::Ready)) => {
+                    tracing::info!(id = %self.args.id, boot = ?vm.spawned_at.elapsed(), "microVM booted");
+                }
+                Ok(Some(Console::Started)) if !started => {
+                    started = true;
+                    self.record_started(vm.pid())?;
+                }
+                Ok(Some(Console::Started)) => {}
+                Ok(Some(Console::Failed(why))) => failures.push(why),
+                Ok(Some(Console::Exit(code))) => break Some(code),
+                Ok(None) | Err(_) => break None,
+            }
+        };
+        let pid = vm.pid();
+        vm.finish();
+        let guest_runc_error =
+            fs::read_to_string(vm::guest_dir(&self.dir).join("runc.log")).ok().and_then(|text| last_runc_error(&text));
+        if !started {
+            // A container that exits at once can end before the init sees it running:
+            // only runc's own error (or a failed boot) makes this a start failure.
+            if let Some(message) = guest_runc_error.or_else(|| exit.is_none().then(|| failures.join("; "))) {
+                let message = if message.is_empty() { self.vm_ended_reason() } else { message };
+                return Err(self.fail(message, |_| {}));
+            }
+            self.record_started(pid)?;
+        }
+        let signal = exit.filter(|code| *code > 128).and_then(|code| Signal::try_from(code - 128).ok());
+        let status = ExitStatus {
+            code: exit,
+            signal: signal.map(|s| s.as_str().to_string()),
+            oom_killed: false,
+            finished_at: Utc::now(),
+            reason: exit.is_none().then(|| self.vm_ended_reason()),
+        };
+        write_json_atomic(&self.dir.exit(), &status)
+            .map_err(|source| ShimError::Io { path: self.dir.exit(), source })?;
+        tracing::info!(id = %self.args.id, ?status, "container exited");
+        Ok(())
+    }
+
+    /// Why a VM ended without the container's exit: the end of qemu's own output.
+    fn vm_ended_reason(&self) -> String {
+        let qemu = fs::read_to_string(self.dir.dir.join("qemu.log")).unwrap_or_default();
+        let tail: Vec<&str> = qemu.lines().rev().take(3).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        format!("the microVM ended before the container exited: {}", tail.join(" / "))
+            .trim_end_matches(": ")
+            .to_string()
+    }
+
+    /// Writes `started.json` and reports the container running.
+    fn record_started(&mut self, pid: u32) -> Result<(), ShimError> {
+        let started = Started { pid, started_at: Utc::now() };
+        write_json_atomic(&self.dir.started(), &started)
+            .map_err(|source| ShimError::Io { path: self.dir.started(), source })?;
+        let report = serde_json::to_string(&started).expect("Started serializes");
+        self.report(&format!("{REPORT_STARTED} {report}"));
+        Ok(())
+    }
+
     /// Records a start failure: removes what runc made, drains the output, writes
     /// `exit.json` with the reason. The caller reports it.
     fn fail(&mut self, message: String, drain: impl FnOnce(Duration)) -> ShimError {
-        self.runc_delete();
+        if !self.in_vm {
+            self.runc_delete();
+        }
         drain(Duration::from_millis(500));
         let status = ExitStatus {
             code: None,

@@ -60,6 +60,9 @@ pub(crate) struct Meta {
     /// CPU shares the shim applies once the container runs (see `BuiltSpec::cpu_shares`).
     #[serde(default)]
     pub cpu_shares: Option<u64>,
+    /// Set when the container runs in its own microVM.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vm: Option<super::vm::VmPlan>,
 }
 
 /// Writes `value` as JSON to `path` atomically: temp file, then rename.

@@ -84,7 +84,7 @@ async fn put_secret_task(state: &State, id: &str, role: &str, containers: Vec<Co
         container_definitions: Some(containers),
         ..Default::default()
     };
-    put_task(state, id, definition, INSTANCE, "PENDING").await;
+    put_task(state, id, definition, INSTANCE, "PENDING", false).await;
 }
 
 fn request(task: &str) -> GetTaskSecretsRequest {

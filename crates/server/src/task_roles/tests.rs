@@ -94,14 +94,24 @@ async fn the_execution_role_is_checked_as_the_task_role_is() {
     check(&state, &both("svc"), Some(&overrides(""))).await.expect("an empty override means none");
 }
 
-pub(crate) async fn put_task(state: &State, id: &str, definition: TaskDefinition, instance: &str, status: &str) {
+/// Stores task `id` of cluster `c` placed on `instance`: as its container instance, or for a
+/// Fargate task (`fargate`) as the pool instance that holds its reservation.
+pub(crate) async fn put_task(
+    state: &State,
+    id: &str,
+    definition: TaskDefinition,
+    instance: &str,
+    status: &str,
+    fargate: bool,
+) {
     let task = Task {
         task_arn: Some(format!("arn:aws:ecs:us-east-1:{ACCOUNT}:task/c/{id}")),
-        container_instance_arn: Some(instance.into()),
+        container_instance_arn: (!fargate).then(|| instance.into()),
         last_status: Some(status.into()),
         ..Default::default()
     };
-    let stored = tasks::Stored { task, definition, reservation: Default::default(), capacity: None, network: None };
+    let capacity = fargate.then(|| instance.into());
+    let stored = tasks::Stored { task, definition, reservation: Default::default(), capacity, network: None };
     let txn = Txn::new().put(tasks::key("c", id), records::encode(&stored).expect("encodes"), Expect::Absent);
     state.store.commit(txn).await.expect("task stored");
 }
@@ -123,14 +133,17 @@ async fn credentials_go_only_to_the_agent_of_the_tasks_instance() {
     put_role(&state, "app", "ecs-tasks.amazonaws.com").await;
     put_role(&state, "exec", "ecs-tasks.amazonaws.com").await;
     let with_exec = |role| TaskDefinition { execution_role_arn: Some(role_arn("exec")), ..definition(role) };
-    put_task(&state, "t1", with_exec(Some(role_arn("app"))), INSTANCE, "RUNNING").await;
-    put_task(&state, "t2", definition(Some(role_arn("app"))), INSTANCE, "STOPPED").await;
-    put_task(&state, "t3", with_exec(None), INSTANCE, "RUNNING").await;
+    put_task(&state, "t1", with_exec(Some(role_arn("app"))), INSTANCE, "RUNNING", false).await;
+    put_task(&state, "t2", definition(Some(role_arn("app"))), INSTANCE, "STOPPED", false).await;
+    put_task(&state, "t3", with_exec(None), INSTANCE, "RUNNING", false).await;
+    put_task(&state, "f1", definition(Some(role_arn("app"))), INSTANCE, "RUNNING", true).await;
     let creds = get_credentials(Arc::clone(&state), call(), request("t1", "abc123")).await.expect("credentials");
     assert_eq!(creds.role_arn, role_arn("app"), "the task role's, never the execution role's");
+    let fargate = get_credentials(Arc::clone(&state), call(), request("f1", "abc123")).await;
+    assert_eq!(fargate.expect("a Fargate task's credentials go to its pool instance").role_arn, role_arn("app"));
     assert!(creds.access_key_id.starts_with("ASIA") && !creds.session_token.is_empty());
     assert!(state.keys.secret(&creds.access_key_id).is_some(), "the server accepts them");
-    for (task, instance) in [("t1", "other"), ("t2", "abc123"), ("t3", "abc123"), ("t9", "abc123")] {
+    for (task, instance) in [("t1", "other"), ("f1", "other"), ("t2", "abc123"), ("t3", "abc123"), ("t9", "abc123")] {
         let e = get_credentials(Arc::clone(&state), call(), request(task, instance)).await.expect_err(task);
         assert_eq!(e.kind, ErrorKind::InvalidParameter, "{task} on {instance}: {}", e.message);
     }

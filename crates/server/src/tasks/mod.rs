@@ -56,10 +56,20 @@ pub struct Stored {
 impl Stored {
     /// The cluster and ARN of the instance that holds the task's reservation.
     pub fn placed_on<'a>(&'a self, cluster: &'a str) -> Option<(&'a str, &'a str)> {
-        match &self.capacity {
-            Some(arn) => Some((crate::fargate::POOL, arn)),
-            None => self.task.container_instance_arn.as_deref().map(|arn| (cluster, arn)),
-        }
+        placed_on(self.capacity.as_deref(), self.task.container_instance_arn.as_deref(), cluster)
+    }
+}
+
+/// The cluster and ARN of the instance that holds a task's reservation: the Fargate pool
+/// instance (`capacity`) if it has one, else its container instance in `cluster`.
+pub fn placed_on<'a>(
+    capacity: Option<&'a str>,
+    container_instance_arn: Option<&'a str>,
+    cluster: &'a str,
+) -> Option<(&'a str, &'a str)> {
+    match capacity {
+        Some(arn) => Some((crate::fargate::POOL, arn)),
+        None => container_instance_arn.map(|arn| (cluster, arn)),
     }
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use berth_api::agent::{GetTaskCredentials, GetTaskCredentialsRequest, GetTaskCredentialsResponse};
 use berth_client::ClientError;
 
-use super::{Run, Shared};
+use super::{report, Run, Shared};
 
 /// The shortest wait between two fetches.
 const MIN_REFRESH: Duration = Duration::from_secs(1);
@@ -42,7 +42,8 @@ fn expiry(c: &GetTaskCredentialsResponse) -> chrono::DateTime<chrono::Utc> {
 /// A fresh session of the task's role, asked for in the name of this agent's instance.
 async fn fetch(shared: &Shared, task_arn: &str) -> Result<GetTaskCredentialsResponse, ClientError> {
     let request = GetTaskCredentialsRequest {
-        cluster: Some(shared.cluster.clone()),
+        // The task's own cluster: a Fargate capacity's agent serves every user cluster.
+        cluster: Some(report::cluster_of(shared, task_arn)),
         container_instance: shared.instance.get().cloned(),
         task: Some(task_arn.to_string()),
     };
