@@ -3,11 +3,17 @@
 //! and used for the pulls (`repositoryCredentials`, over `--registry-auth`) and the
 //! containers' environment (`secrets`).
 
-use berth_api::agent::{needs_secrets, GetTaskSecrets, GetTaskSecretsRequest};
+use std::time::Duration;
+
+use berth_api::agent::{needs_secrets, GetTaskSecrets, GetTaskSecretsRequest, GetTaskSecretsResponse};
 use berth_client::ClientError;
 use berth_runtime::images::RegistryAuth;
 
-use super::Run;
+use super::{Run, Shared};
+
+/// How often a call that did not reach the server (or failed in it) is tried, as ECS's
+/// agent retries its Secrets Manager calls; a refusal (4xx) is final at once.
+const ATTEMPTS: u32 = 5;
 
 /// ECS's prefix for a task that could not get its secrets (the server records
 /// TaskFailedToStart).
@@ -28,7 +34,7 @@ impl Run {
             container_instance: self.shared.instance.get().cloned(),
             task: Some(self.arn.clone()),
         };
-        let answer = self.shared.client.call::<GetTaskSecrets>(&request).await.map_err(|e| match e {
+        let answer = fetch(&self.shared, &request).await.map_err(|e| match e {
             ClientError::Api { message, .. } => format!(
                 "{SECRETS_FAILED}: execution resource retrieval failed: unable to retrieve secret from asm: {message}"
             ),
@@ -43,4 +49,20 @@ impl Run {
         let (username, password) = self.secrets.get(container)?.registry_credentials.clone()?;
         Some(RegistryAuth { username, password })
     }
+}
+
+/// GetTaskSecrets, tried again after a transport failure or a server fault.
+async fn fetch(shared: &Shared, request: &GetTaskSecretsRequest) -> Result<GetTaskSecretsResponse, ClientError> {
+    let mut delay = Duration::from_millis(200);
+    for _ in 1..ATTEMPTS {
+        match shared.client.call::<GetTaskSecrets>(request).await {
+            Err(e @ (ClientError::Transport { .. } | ClientError::Api { status: 500.., .. })) => {
+                tracing::warn!(task = request.task.as_deref().unwrap_or_default(), error = %e, "fetching the task's secrets; retrying");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+            other => return other,
+        }
+    }
+    shared.client.call::<GetTaskSecrets>(request).await
 }
