@@ -3,10 +3,12 @@ images in a loopback docker-registry, driven by boto3 and the aws CLI."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 import urllib.request
 
+import boto3
 import pytest
 
 from berthlib import uid
@@ -193,6 +195,99 @@ def test_token_auth_registry_pulls_with_the_agents_credentials(ecs, fleet):
     assert "incorrect username or password" in reason, reason
     ecs.stop_task(cluster=fleet["cluster"], task=good)
     wait_stopped(ecs, fleet, [good])
+
+
+TRUST_ECS_TASKS = json.dumps({"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Principal": {"Service": "ecs-tasks.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
+
+
+@pytest.fixture(scope="module")
+def secrets(berth):
+    """Secrets in berth's Secrets Manager, an execution role that may read those under one
+    prefix, and one that may read none."""
+    session = boto3.Session(profile_name="berth")
+    sm, iam = session.client("secretsmanager"), session.client("iam")
+    prefix = uid("e2e-secrets")
+    reader, blind = (iam.create_role(RoleName=uid(n), AssumeRolePolicyDocument=TRUST_ECS_TASKS)["Role"]
+                     for n in ("reader", "blind"))
+    policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
+                                                      "Resource": f"arn:aws:secretsmanager:*:*:secret:{prefix}/*"}]}
+    iam.put_role_policy(RoleName=reader["RoleName"], PolicyName="read", PolicyDocument=json.dumps(policy))
+    make = lambda name, value: sm.create_secret(Name=f"{prefix}/{name}", SecretString=value)["ARN"]
+    return {
+        "login": make("login", json.dumps({"username": "berth", "password": "t0ken"})),
+        "wrong": make("wrong", json.dumps({"username": "berth", "password": "not-it"})),
+        "db": make("db", json.dumps({"user": "admin", "password": "s3cr3t-pw"})),
+        "token": make("token", "tok-8c1f"),
+        "reader": reader["Arn"], "blind": blind["Arn"],
+    }
+
+
+ON_BETA = [{"type": "memberOf", "expression": "attribute:stack == beta"}]
+
+
+def test_repository_credentials_win_over_the_agents(ecs, fleet, secrets):
+    """Agent b's own --registry-auth password is wrong: a container whose
+    repositoryCredentials name the right login pulls and runs there; one naming a wrong
+    login stops with TaskFailedToStart, saying the registry refused it."""
+    def definition(secret):
+        return td(ecs, fleet, [{"name": "app", "image": fleet["private_image"], "command": ["sleep", "600"],
+                                "stopTimeout": 1, "repositoryCredentials": {"credentialsParameter": secret}}],
+                  executionRoleArn=secrets["reader"])
+    good = definition(secrets["login"])
+    assert {"name": "com.amazonaws.ecs.capability.private-registry-authentication.secretsmanager"} \
+        in good["requiresAttributes"]
+    [ok] = run(ecs, fleet, good["family"], placementConstraints=ON_BETA)
+    [bad] = run(ecs, fleet, definition(secrets["wrong"])["family"], placementConstraints=ON_BETA)
+    [t] = wait_running(ecs, fleet, [ok])
+    assert t["containerInstanceArn"] == fleet["agents"][1].instance_arn()
+    [s] = wait_stopped(ecs, fleet, [bad])
+    assert s["stopCode"] == "TaskFailedToStart", s
+    assert s["stoppedReason"].startswith("CannotPullContainerError"), s["stoppedReason"]
+    assert "incorrect username or password" in s["stoppedReason"], s["stoppedReason"]
+    ecs.stop_task(cluster=fleet["cluster"], task=ok)
+    wait_stopped(ecs, fleet, [ok])
+
+
+def test_container_secrets_reach_the_environment_only(berth, ecs, fleet, secrets):
+    """`secrets` (a whole value, and one JSON key) become the process's environment; the
+    values are in no DescribeTasks answer and in neither the server's nor the agent's log."""
+    check = '[ "$TOKEN" = tok-8c1f ] && [ "$DB_PASSWORD" = s3cr3t-pw ] && [ "$DB_USER" = admin ] || exit 7'
+    d = td(ecs, fleet, [{"name": "app", "command": ["sh", "-c", check], "secrets": [
+        {"name": "TOKEN", "valueFrom": secrets["token"]},
+        {"name": "DB_PASSWORD", "valueFrom": f"{secrets['db']}:password::"},
+        {"name": "DB_USER", "valueFrom": f"{secrets['db']}:user:AWSCURRENT:"}]}],
+        executionRoleArn=secrets["reader"])
+    assert {"name": "ecs.capability.secrets.asm.environment-variables"} in d["requiresAttributes"]
+    [t] = wait_stopped(ecs, fleet, run(ecs, fleet, d["family"]))
+    assert container(t, "app").get("exitCode") == 0, t
+    paths = [berth.log_path] + [a.log_path for a in fleet["agents"]]
+    logs = "".join(p.read_text(errors="replace") for p in paths)
+    for value in ("s3cr3t-pw", "tok-8c1f"):
+        assert value not in json.dumps(t, default=str) and value not in logs
+
+
+def test_an_execution_role_without_permission_stops_the_task(ecs, fleet, secrets):
+    d = td(ecs, fleet, [{"name": "app", "command": ["true"],
+                         "secrets": [{"name": "TOKEN", "valueFrom": secrets["token"]}]}],
+           executionRoleArn=secrets["blind"])
+    [t] = wait_stopped(ecs, fleet, run(ecs, fleet, d["family"]))
+    assert t["stopCode"] == "TaskFailedToStart", t
+    reason = t["stoppedReason"]
+    assert reason.startswith("ResourceInitializationError: unable to pull secrets or registry auth: "), reason
+    assert "AccessDeniedException" in reason and "secretsmanager:GetSecretValue" in reason, reason
+    assert secrets["token"] in reason and "assumed-role/" in reason, reason
+    assert container(t, "app").get("exitCode") is None, t
+
+
+def test_ssm_parameters_as_secrets_are_refused_at_placement(ecs, fleet, secrets):
+    """berth serves no SSM: its agents do not register the SSM secrets capability."""
+    d = td(ecs, fleet, [{"name": "app", "command": ["true"],
+                         "secrets": [{"name": "P", "valueFrom": "arn:aws:ssm:us-east-1:123456789012:parameter/p"}]}],
+           executionRoleArn=secrets["reader"])
+    assert {"name": "ecs.capability.secrets.ssm.environment-variables"} in d["requiresAttributes"]
+    out = ecs.run_task(cluster=fleet["cluster"], taskDefinition=d["family"])
+    assert out["tasks"] == [] and {f["reason"] for f in out["failures"]} == {"ATTRIBUTE"}
 
 
 def test_placement_constraints_and_strategies(ecs, fleet):

@@ -1,4 +1,4 @@
-//! Generates the ECS and CloudWatch Logs wire types from botocore's vendored models (`model/`).
+//! Generates the ECS, CloudWatch Logs and Secrets Manager wire types from botocore's vendored models (`model/`).
 //!
 //! Every structure becomes a serde struct whose members are all optional (so any
 //! request round-trips, including members berth does not act on yet), every enum
@@ -28,6 +28,11 @@ const MODELS: &[Model] = &[
         path: "model/logs-2014-03-28.json.gz",
         out: "logs_model.rs",
         service: Some(("crate::protocol::LOGS_TARGET_PREFIX", "crate::protocol::LOGS_SIGNING_NAME")),
+    },
+    Model {
+        path: "model/secretsmanager-2017-10-17.json.gz",
+        out: "secrets_model.rs",
+        service: Some(("crate::protocol::SECRETS_TARGET_PREFIX", "crate::protocol::SECRETS_SIGNING_NAME")),
     },
 ];
 

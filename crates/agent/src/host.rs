@@ -41,7 +41,7 @@ pub fn resources() -> Vec<Resource> {
 }
 
 /// The capabilities this agent honours, which the server matches against a definition's
-/// `requiresAttributes`. Not listed, so not placed here: secrets (SSM, Secrets Manager),
+/// `requiresAttributes`. Not listed, so not placed here: SSM parameters as secrets,
 /// S3 environment files, EFS, FireLens, ECR authentication, SELinux and AppArmor options,
 /// and pid/ipc namespace sharing. The Docker API levels stand for the features ECS ties to
 /// them (log options, ulimits, health checks, init), which the runtime implements itself.
@@ -51,6 +51,8 @@ const CAPABILITIES: &[&str] = &[
     "ecs.capability.container-ordering",
     "ecs.capability.execution-role-awslogs",
     "com.amazonaws.ecs.capability.task-iam-role",
+    "ecs.capability.secrets.asm.environment-variables",
+    "com.amazonaws.ecs.capability.private-registry-authentication.secretsmanager",
     "com.amazonaws.ecs.capability.privileged-container",
     "com.amazonaws.ecs.capability.logging-driver.awslogs",
     "com.amazonaws.ecs.capability.logging-driver.json-file",

@@ -7,7 +7,8 @@
 //! wait ends. The agent reports back through the ECS operations SubmitTaskStateChange and
 //! SubmitContainerStateChange, plus `BerthAgentV1.SubmitTaskDetails` for what those have no
 //! member for (a task's own address, container health), and fetches its tasks' role
-//! credentials with `BerthAgentV1.GetTaskCredentials`. Full state, not deltas, keeps both sides level-triggered:
+//! credentials with `BerthAgentV1.GetTaskCredentials` and their Secrets Manager references
+//! (read as the execution role) with `BerthAgentV1.GetTaskSecrets`. Full state, not deltas, keeps both sides level-triggered:
 //! a lost answer is repaired by the next one.
 
 use serde::{Deserialize, Serialize};
@@ -178,4 +179,65 @@ impl Operation for GetTaskCredentials {
     const NAME: &'static str = "GetTaskCredentials";
     type Input = GetTaskCredentialsRequest;
     type Output = GetTaskCredentialsResponse;
+}
+
+/// GetTaskSecrets input: the same members as GetTaskCredentials (a task placed on the
+/// asking agent's instance).
+pub type GetTaskSecretsRequest = GetTaskCredentialsRequest;
+
+/// GetTaskSecrets output: what a task's Secrets Manager references resolve to, read as its
+/// execution role. Never logged (its `Debug` shows names only).
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GetTaskSecretsResponse {
+    /// One entry per container that has `secrets` or `repositoryCredentials`.
+    pub containers: Vec<ContainerSecrets>,
+}
+
+/// One container's resolved secrets.
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerSecrets {
+    /// The container's name.
+    pub container_name: String,
+    /// `secrets`: variable name and value.
+    #[serde(default)]
+    pub environment: Vec<(String, String)>,
+    /// `repositoryCredentials`: the username and password for its image's registry.
+    pub registry_credentials: Option<(String, String)>,
+}
+
+impl std::fmt::Debug for GetTaskSecretsResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.containers.iter().map(|c| &c.container_name)).finish()
+    }
+}
+
+impl std::fmt::Debug for ContainerSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.environment.iter().map(|(k, _)| k.as_str()).collect();
+        f.debug_struct("ContainerSecrets")
+            .field("container_name", &self.container_name)
+            .field("environment", &names)
+            .field("registry_credentials", &self.registry_credentials.is_some())
+            .finish()
+    }
+}
+
+/// Whether a container has secrets its agent must ask for: `secrets`, or
+/// `repositoryCredentials`.
+pub fn needs_secrets(c: &crate::model::ContainerDefinition) -> bool {
+    c.repository_credentials.as_ref().is_some_and(|r| r.credentials_parameter.is_some())
+        || c.secrets.as_ref().is_some_and(|s| !s.is_empty())
+}
+
+/// The GetTaskSecrets operation.
+#[derive(Debug, Clone, Copy)]
+pub struct GetTaskSecrets;
+
+impl Operation for GetTaskSecrets {
+    const TARGET_PREFIX: &'static str = AGENT_TARGET_PREFIX;
+    const NAME: &'static str = "GetTaskSecrets";
+    type Input = GetTaskSecretsRequest;
+    type Output = GetTaskSecretsResponse;
 }

@@ -34,6 +34,10 @@ pub enum ErrorKind {
     ResourceNotFound,
     /// The resource already exists (CloudWatch Logs).
     ResourceAlreadyExists,
+    /// A resource of that name already exists (Secrets Manager).
+    ResourceExists,
+    /// The request is not valid for the resource's state (Secrets Manager).
+    InvalidRequest,
     /// The service does not exist.
     ServiceNotFound,
     /// The service is not active.
@@ -81,6 +85,8 @@ impl ErrorKind {
             Self::ResourceInUse => "ResourceInUseException",
             Self::ResourceNotFound => "ResourceNotFoundException",
             Self::ResourceAlreadyExists => "ResourceAlreadyExistsException",
+            Self::ResourceExists => "ResourceExistsException",
+            Self::InvalidRequest => "InvalidRequestException",
             Self::ServiceNotFound => "ServiceNotFoundException",
             Self::ServiceNotActive => "ServiceNotActiveException",
             Self::ServiceDeploymentNotFound => "ServiceDeploymentNotFoundException",

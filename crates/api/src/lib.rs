@@ -45,6 +45,12 @@ pub mod logs_model {
     include!(concat!(env!("OUT_DIR"), "/logs_model.rs"));
 }
 
+/// The generated shapes of the Secrets Manager API (`model/secretsmanager-2017-10-17.json.gz`).
+#[allow(clippy::all, missing_docs)]
+pub mod secrets_model {
+    include!(concat!(env!("OUT_DIR"), "/secrets_model.rs"));
+}
+
 /// The output of an operation the model gives none (CreateLogGroup): `{}` on the wire.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Empty {}

@@ -17,6 +17,12 @@ pub const LOGS_TARGET_PREFIX: &str = "Logs_20140328.";
 /// The SigV4 service name CloudWatch Logs requests are signed for.
 pub const LOGS_SIGNING_NAME: &str = "logs";
 
+/// The `X-Amz-Target` prefix of every Secrets Manager operation.
+pub const SECRETS_TARGET_PREFIX: &str = "secretsmanager.";
+
+/// The SigV4 service name Secrets Manager requests are signed for.
+pub const SECRETS_SIGNING_NAME: &str = "secretsmanager";
+
 /// The content type of AWS JSON 1.1 requests and answers.
 pub const JSON_CONTENT_TYPE: &str = "application/x-amz-json-1.1";
 

@@ -22,6 +22,7 @@ mod pagination;
 mod placement;
 mod records;
 pub mod scheduler;
+mod secrets;
 mod server;
 mod services;
 mod state;

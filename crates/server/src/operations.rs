@@ -8,13 +8,13 @@ use std::future::Future;
 use std::sync::Arc;
 
 use berth_api::model::ops;
-use berth_api::protocol::{parse_input, LOGS_SIGNING_NAME};
+use berth_api::protocol::{parse_input, ECS_SIGNING_NAME};
 use berth_api::{ApiError, Operation};
 use berth_store::BoxFuture;
 
 use crate::state::{Call, State};
 use crate::{
-    account_settings, agent_channel, capacity_providers, clusters, container_instances, logs, services, tags,
+    account_settings, agent_channel, capacity_providers, clusters, container_instances, logs, secrets, services, tags,
     task_definitions, task_roles, tasks,
 };
 
@@ -26,7 +26,7 @@ pub struct Operations {
 }
 
 impl Operations {
-    /// Every operation berth serves: ECS's, and the CloudWatch Logs subset.
+    /// Every operation berth serves: ECS's, and the CloudWatch Logs and Secrets Manager subsets.
     pub fn ecs() -> Self {
         let mut t = Self { handlers: HashMap::new() };
         t.add::<ops::CreateCluster, _, _>(clusters::create);
@@ -68,6 +68,7 @@ impl Operations {
         t.add::<berth_api::agent::PollAssignments, _, _>(agent_channel::poll);
         t.add::<berth_api::agent::SubmitTaskDetails, _, _>(tasks::submit_task_details);
         t.add::<berth_api::agent::GetTaskCredentials, _, _>(task_roles::get_credentials);
+        t.add::<berth_api::agent::GetTaskSecrets, _, _>(secrets::task::get);
         t.add::<ops::CreateService, _, _>(services::create);
         t.add::<ops::UpdateService, _, _>(services::update);
         t.add::<ops::DeleteService, _, _>(services::delete);
@@ -84,6 +85,7 @@ impl Operations {
         t.add::<ops::DeleteAccountSetting, _, _>(account_settings::delete);
         t.add::<ops::ListAccountSettings, _, _>(account_settings::list);
         logs::operations(&mut t);
+        secrets::operations(&mut t);
         t
     }
 
@@ -101,7 +103,7 @@ impl Operations {
                 Box::new(move |state, call, body| {
                     let input = parse_input::<O::Input>(body);
                     let input =
-                        if O::SIGNING_NAME == LOGS_SIGNING_NAME { input.map_err(logs::input_error) } else { input };
+                        if O::SIGNING_NAME == ECS_SIGNING_NAME { input } else { input.map_err(logs::input_error) };
                     let handler = Arc::clone(&handler);
                     Box::pin(async move {
                         let output = handler(state, call, input?).await?;

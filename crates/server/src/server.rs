@@ -200,7 +200,7 @@ fn write_profile(config: &Config, admin: &credentials::AccessKey, endpoint: &str
         secret_access_key: &admin.secret_access_key,
         region: &config.region,
         endpoint_url: endpoint,
-        services: &["ecs", "iam", "sts", "cloudwatch_logs"],
+        services: &["ecs", "iam", "sts", "cloudwatch_logs", "secrets_manager"],
     };
     auth::write_cli_profile(&profile)
         .map(|_| ())

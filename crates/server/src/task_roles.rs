@@ -61,27 +61,7 @@ pub async fn get_credentials(
     call: Call,
     req: GetTaskCredentialsRequest,
 ) -> Result<GetTaskCredentialsResponse, ApiError> {
-    let cluster = clusters::require_active_name(&state, req.cluster.as_deref()).await?;
-    let task_id = berth_api::arn::resource_id(req.task.as_deref().unwrap_or_default()).to_string();
-    if call.principal.starts_with(&format!("arn:aws:sts::{}:assumed-role/", state.account)) {
-        return Err(ApiError::new(
-            ErrorKind::AccessDenied,
-            format!(
-                "User: {} is not authorized to perform: ecs:GetTaskCredentials on resource: {}",
-                call.principal,
-                req.task.as_deref().unwrap_or_default()
-            ),
-        ));
-    }
-    let instance = container_instances::id_of(req.container_instance.as_deref().unwrap_or_default());
-    let not_found = || ApiError::invalid("The referenced task was not found.");
-    let (stored, _) =
-        records::get::<tasks::Stored>(&*state.store, &tasks::key(&cluster, &task_id)).await?.ok_or_else(not_found)?;
-    // A Fargate task's instance is the pool's one that holds its reservation.
-    let placed_here = stored.placed_on(&cluster).map(|(_, arn)| container_instances::id_of(arn)) == Some(instance);
-    if !placed_here || stored.task.last_status.as_deref() == Some("STOPPED") {
-        return Err(not_found());
-    }
+    let (task_id, stored) = placed_task(&state, &call, &req, "GetTaskCredentials").await?;
     let role = task_role(&stored.definition, stored.task.overrides.as_ref())
         .ok_or_else(|| ApiError::invalid("The referenced task has no task role."))?
         .to_string();
@@ -100,5 +80,39 @@ pub async fn get_credentials(
     })
 }
 
+/// The task a BerthAgentV1 request names (id and record), when it is not STOPPED and is
+/// placed on the asking agent's instance; never for a role session (a task's own
+/// credentials, even with `ecs:*`, cannot reach another task's): agents sign with their
+/// own keys.
+pub(crate) async fn placed_task(
+    state: &State,
+    call: &Call,
+    req: &GetTaskCredentialsRequest,
+    operation: &str,
+) -> Result<(String, tasks::Stored), ApiError> {
+    let cluster = clusters::require_active_name(state, req.cluster.as_deref()).await?;
+    let task_id = berth_api::arn::resource_id(req.task.as_deref().unwrap_or_default()).to_string();
+    if call.principal.starts_with(&format!("arn:aws:sts::{}:assumed-role/", state.account)) {
+        return Err(ApiError::new(
+            ErrorKind::AccessDenied,
+            format!(
+                "User: {} is not authorized to perform: ecs:{operation} on resource: {}",
+                call.principal,
+                req.task.as_deref().unwrap_or_default()
+            ),
+        ));
+    }
+    let instance = container_instances::id_of(req.container_instance.as_deref().unwrap_or_default());
+    let not_found = || ApiError::invalid("The referenced task was not found.");
+    let (stored, _) =
+        records::get::<tasks::Stored>(&*state.store, &tasks::key(&cluster, &task_id)).await?.ok_or_else(not_found)?;
+    // A Fargate task's instance is the pool's one that holds its reservation.
+    let placed_here = stored.placed_on(&cluster).map(|(_, arn)| container_instances::id_of(arn)) == Some(instance);
+    if !placed_here || stored.task.last_status.as_deref() == Some("STOPPED") {
+        return Err(not_found());
+    }
+    Ok((task_id, stored))
+}
+
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

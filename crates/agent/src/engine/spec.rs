@@ -19,6 +19,8 @@ pub struct TaskContext<'a> {
     /// What the agent gives every container unless its definition sets it: the
     /// credentials URI, the berth endpoint, the region.
     pub agent_env: &'a [(String, String)],
+    /// The container's `secrets`, resolved: they are set over its environment.
+    pub secrets: &'a [(String, String)],
 }
 
 /// The runtime id of a task's container: `<task id>-<name>`, or, for a name too long for
@@ -44,16 +46,20 @@ pub fn args(def: &ContainerDefinition, image: &Image) -> Vec<String> {
     entrypoint.into_iter().chain(cmd).collect()
 }
 
-/// The image's environment overlaid with the definition's.
-fn env(def: &ContainerDefinition, image: &Image) -> Vec<(String, String)> {
+/// The image's environment overlaid with the definition's, then with the secrets'.
+fn env(def: &ContainerDefinition, image: &Image, secrets: &[(String, String)]) -> Vec<(String, String)> {
     let mut env: Vec<(String, String)> = image
         .config
         .env
         .iter()
         .filter_map(|kv| kv.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
         .collect();
-    for kv in def.environment.iter().flatten() {
-        let (Some(k), v) = (kv.name.clone(), kv.value.clone().unwrap_or_default()) else { continue };
+    let defined = def
+        .environment
+        .iter()
+        .flatten()
+        .filter_map(|kv| Some((kv.name.clone()?, kv.value.clone().unwrap_or_default())));
+    for (k, v) in defined.chain(secrets.iter().cloned()) {
         env.retain(|(name, _)| *name != k);
         env.push((k, v));
     }
@@ -142,7 +148,7 @@ pub fn container_config(
         id: container_id(ctx.task_id, &name),
         rootfs,
         args: args(def, image),
-        env: with_agent_env(env(def, image), ctx, &container_id(ctx.task_id, &name)),
+        env: with_agent_env(env(def, image, ctx.secrets), ctx, &container_id(ctx.task_id, &name)),
         cwd: def.working_directory.clone().or_else(|| image.config.working_dir.clone()),
         user: def.user.clone().or_else(|| image.config.user.clone()),
         hostname: def.hostname.clone(),
@@ -227,7 +233,7 @@ mod tests {
     }
 
     #[test]
-    fn definition_env_overrides_image_env() {
+    fn definition_env_overrides_image_env_and_secrets_override_both() {
         let def = ContainerDefinition {
             environment: Some(vec![berth_api::model::KeyValuePair {
                 name: Some("MODE".into()),
@@ -235,8 +241,9 @@ mod tests {
             }]),
             ..Default::default()
         };
-        let env = env(&def, &image(&[], &[]));
-        assert!(env.contains(&("MODE".into(), "def".into())));
+        assert!(env(&def, &image(&[], &[]), &[]).contains(&("MODE".into(), "def".into())));
+        let env = env(&def, &image(&[], &[]), &[("MODE".into(), "secret".into())]);
+        assert!(env.contains(&("MODE".into(), "secret".into())));
         assert!(env.contains(&("PATH".into(), "/bin".into())));
         assert_eq!(env.iter().filter(|(k, _)| k == "MODE").count(), 1);
     }
@@ -256,6 +263,7 @@ mod tests {
             volumes_dir: Path::new("/v"),
             endpoint_base: "http://169.254.170.2",
             agent_env: &agent_env,
+            secrets: &[],
         };
         let own = vec![("AWS_REGION".to_string(), "eu-west-1".to_string())];
         let env = with_agent_env(own, &ctx, "t1-app");

@@ -35,6 +35,7 @@ use tokio::sync::{mpsc, watch};
 
 mod credentials;
 mod metadata;
+mod secrets;
 
 use super::report::{self, now, Report};
 use super::spec::{self, TaskContext};
@@ -125,6 +126,9 @@ struct Run {
     pending_report: Option<tokio::task::JoinHandle<()>>,
     /// The awslogs shippers of this task's containers.
     shippers: Shippers,
+    /// The resolved `secrets` and `repositoryCredentials` of containers yet to start,
+    /// by container name: only in memory, never in the record or a report.
+    secrets: HashMap<String, berth_api::agent::ContainerSecrets>,
 }
 
 /// Drives one task until it is STOPPED and reported.
@@ -156,6 +160,7 @@ pub async fn run(shared: Arc<Shared>, a: Assignment, mut desired: watch::Receive
         pull_stopped_at: None,
         pending_report: None,
         shippers: Shippers::default(),
+        secrets: HashMap::new(),
         task: a.task,
     };
     let reason = run.drive(&mut desired, &mut inbox).await;
@@ -322,13 +327,15 @@ impl Run {
         // Not awaited here: pulling and starting need not wait for the server's answer.
         let (shared, arn, report) = (Arc::clone(&self.shared), self.arn.clone(), self.snapshot("PENDING", None));
         self.pending_report = Some(tokio::spawn(async move { report::send(&shared, &arn, report).await }));
+        self.fetch_secrets().await?;
         for c in self.containers() {
             let name = c.name.clone().unwrap_or_default();
             let reference = c.image.clone().unwrap_or_default();
             if self.record.containers.get(&name).is_some_and(|r| r.started) {
                 continue;
             }
-            match self.shared.images.pull(&reference, None, self.shared.pull_policy).await {
+            let auth = self.registry_auth(&name);
+            match self.shared.images.pull(&reference, auth.as_ref(), self.shared.pull_policy).await {
                 Ok(image) => {
                     self.images.insert(name, image);
                 }
@@ -451,6 +458,7 @@ impl Run {
             volumes_dir: &volumes,
             endpoint_base: &endpoint_base,
             agent_env: &agent_env,
+            secrets: self.secrets.get(&name).map_or(&[], |s| s.environment.as_slice()),
         };
         for m in c.mount_points.iter().flatten() {
             if let Some(source) = m.source_volume.as_deref().and_then(|v| spec::volume_source(&ctx, v)) {

@@ -5,6 +5,7 @@
 //! read (one store read) only for callers whose policies test `aws:ResourceTag/...`.
 
 use berth_api::model::{Cluster, Tag};
+use berth_api::protocol::SECRETS_SIGNING_NAME;
 use berth_api::{ApiError, Arn, ErrorKind, ResourceKind};
 use berth_iam::Request;
 use serde_json::{Map, Value};
@@ -15,7 +16,7 @@ use crate::records::{self, RecordError};
 use crate::state::{Call, State};
 
 /// Authorizes a JSON-protocol call before its handler runs: `service` is the SigV4 service
-/// it is signed for (`ecs` or `logs`, also the action's prefix) and `target` its
+/// it is signed for (`ecs`, `logs` or `secretsmanager`, also the action's prefix) and `target` its
 /// `X-Amz-Target`.
 pub async fn authorize(state: &State, call: &Call, service: &str, target: &str, body: &[u8]) -> Result<(), ApiError> {
     if call.principal == state.iam.root_arn {
@@ -29,6 +30,9 @@ pub async fn authorize(state: &State, call: &Call, service: &str, target: &str, 
         let cluster = scope.cluster(operation);
         let resources = scope.resources(operation, cluster.as_deref());
         (cluster, resources)
+    } else if service == SECRETS_SIGNING_NAME {
+        let id = scope.str("SecretId").or_else(|| scope.str("Name"));
+        (None, vec![crate::secrets::resource(state, &call.region, id).await])
     } else {
         (None, vec![scope.log_group()])
     };

@@ -34,7 +34,7 @@ mod wire;
 mod tests;
 
 pub use authorize::Authorizer;
-use authorize::{check, Denied};
+pub(crate) use authorize::{check, Denied};
 use wire::{IamError, Params, Xml};
 
 use crate::state::{Call, State};

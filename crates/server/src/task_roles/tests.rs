@@ -1,4 +1,5 @@
-//! The role check and GetTaskCredentials on a real store.
+//! The role check and GetTaskCredentials on a real store; the helpers serve the other
+//! agent-channel tests too.
 
 use std::sync::Arc;
 
@@ -12,15 +13,15 @@ use crate::credentials::KeyRing;
 use crate::state::{Call, State};
 use crate::{records, tasks};
 
-const ACCOUNT: &str = "123456789012";
-const INSTANCE: &str = "arn:aws:ecs:us-east-1:123456789012:container-instance/c/abc123";
+pub(crate) const ACCOUNT: &str = "123456789012";
+pub(crate) const INSTANCE: &str = "arn:aws:ecs:us-east-1:123456789012:container-instance/c/abc123";
 
-fn state(dir: &tempfile::TempDir) -> Arc<State> {
+pub(crate) fn state(dir: &tempfile::TempDir) -> Arc<State> {
     let store = Arc::new(SqliteStore::open(&dir.path().join("berth.db")).expect("store opens"));
     Arc::new(State::new(store, ACCOUNT.into(), KeyRing::default(), "http://127.0.0.1:1".into()))
 }
 
-fn call() -> Call {
+pub(crate) fn call() -> Call {
     Call { region: "us-east-1".into(), principal: format!("arn:aws:iam::{ACCOUNT}:root") }
 }
 
@@ -30,13 +31,19 @@ fn role_arn(name: &str) -> String {
 
 /// Stores role `name` trusting `service`, as CreateRole would.
 async fn put_role(state: &State, name: &str, service: &str) {
+    put_role_with_policy(state, name, service, None).await;
+}
+
+/// Stores role `name` trusting `service`, with `policy` as its inline policy `p` if given.
+pub(crate) async fn put_role_with_policy(state: &State, name: &str, service: &str, policy: Option<&str>) {
+    let inline = policy.map_or_else(|| serde_json::json!({}), |p| serde_json::json!({ "p": p }));
     let trust = format!(
         r#"{{"Version":"2012-10-17","Statement":{{"Effect":"Allow","Principal":{{"Service":"{service}"}},"Action":"sts:AssumeRole"}}}}"#
     );
     let role = serde_json::json!({
         "name": name, "id": "AROAEXAMPLE0000000001", "arn": role_arn(name), "path": "/",
         "createDate": "2026-12-01T00:00:00Z", "assumeRolePolicyDocument": trust, "description": null,
-        "maxSessionDuration": 3600, "tags": [], "permissions": {"inline": {}, "attached": []}
+        "maxSessionDuration": 3600, "tags": [], "permissions": {"inline": inline, "attached": []}
     });
     let txn = Txn::new().put(format!("iam/role/{}", name.to_ascii_lowercase()), role.to_string(), Expect::Absent);
     state.store.commit(txn).await.expect("role stored");
@@ -89,7 +96,14 @@ async fn the_execution_role_is_checked_as_the_task_role_is() {
 
 /// Stores task `id` of cluster `c` placed on `instance`: as its container instance, or for a
 /// Fargate task (`fargate`) as the pool instance that holds its reservation.
-async fn put_task(state: &State, id: &str, definition: TaskDefinition, instance: &str, status: &str, fargate: bool) {
+pub(crate) async fn put_task(
+    state: &State,
+    id: &str,
+    definition: TaskDefinition,
+    instance: &str,
+    status: &str,
+    fargate: bool,
+) {
     let task = Task {
         task_arn: Some(format!("arn:aws:ecs:us-east-1:{ACCOUNT}:task/c/{id}")),
         container_instance_arn: (!fargate).then(|| instance.into()),
