@@ -51,10 +51,8 @@ pub async fn create(state: Arc<State>, call: Call, req: CreateSecretRequest) -> 
     let created = version.created;
     let stored = records::get::<SecretRecord>(&*state.store, &key(&name)).await?;
     let expect = match &stored {
-        Some((s, _)) if s.deletion_date.is_some_and(|d| d <= created) => {
-            records::expect(stored.as_ref().map(|(_, v)| *v))
-        }
-        Some((s, _)) if s.deletion_date.is_some() => {
+        Some((s, _)) if s.deleted_by(created) => records::expect(stored.as_ref().map(|(_, v)| *v)),
+        Some((s, _)) if s.scheduled_for_deletion() => {
             return Err(ApiError::new(
                 ErrorKind::InvalidRequest,
                 "You can't create this secret because a secret with this name is already scheduled for deletion.",
@@ -122,9 +120,8 @@ pub async fn put_value(
     let version = new_version(req.client_request_token, req.secret_string, req.secret_binary)?;
     let name = find_live(&state, &req.secret_id.unwrap_or_default()).await?.name;
     records::update::<SecretRecord, _>(&*state.store, &key(&name), |current| {
-        let mut secret =
-            current.filter(|s| s.deletion_date.is_none_or(|d| d > version.created)).ok_or_else(super::not_found)?;
-        if secret.deletion_date.is_some() {
+        let mut secret = current.filter(|s| !s.deleted_by(version.created)).ok_or_else(super::not_found)?;
+        if secret.scheduled_for_deletion() {
             return Err(marked_for_deletion());
         }
         let answer = |v: &Version| PutSecretValueResponse {
@@ -205,8 +202,7 @@ pub async fn list(state: Arc<State>, _call: Call, req: ListSecretsRequest) -> Re
     let planned = req.include_planned_deletion == Some(true);
     let now = now();
     let (secrets, next_token) = pagination::collect(&*state.store, PREFIX, &page, |_, s: SecretRecord| {
-        let live = s.deletion_date.is_none_or(|d| d > now);
-        let shown = live && (planned || s.deletion_date.is_none());
+        let shown = !s.deleted_by(now) && (planned || !s.scheduled_for_deletion());
         let named = prefixes.is_empty() || prefixes.iter().any(|p| s.name.starts_with(p.as_str()));
         (shown && named).then(|| entry(&s))
     })
@@ -234,7 +230,7 @@ pub async fn delete(
     let txn = if force {
         Txn::new().delete(key(&secret.name), Expect::Version(version))
     } else {
-        if secret.deletion_date.is_some() {
+        if secret.scheduled_for_deletion() {
             return Err(marked_for_deletion());
         }
         #[allow(clippy::cast_precision_loss)] // at most 30 days of seconds

@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::operations::Operations;
 use crate::records;
-use crate::state::State;
+use crate::state::{now, State};
 
 /// The staging label of a secret's current value.
 pub const AWSCURRENT: &str = "AWSCURRENT";
@@ -91,6 +91,11 @@ impl SecretRecord {
         self.deletion_date.is_some()
     }
 
+    /// Whether its scheduled deletion has taken effect by `now`: it then reads as absent.
+    fn deleted_by(&self, now: f64) -> bool {
+        self.deletion_date.is_some_and(|d| d <= now)
+    }
+
     /// The version `id` names, else the one labelled `stage` (default AWSCURRENT).
     pub fn version(&self, id: Option<&str>, stage: Option<&str>) -> Result<&Version, ApiError> {
         let found = match id {
@@ -130,14 +135,6 @@ impl SecretRecord {
         self.last_changed = version.created;
         self.versions.push(version);
     }
-}
-
-/// Now in epoch seconds (milliseconds kept), as the API answers dates.
-fn now() -> f64 {
-    // An f64 holds epoch milliseconds exactly.
-    #[allow(clippy::cast_precision_loss)]
-    let ms = chrono::Utc::now().timestamp_millis() as f64;
-    ms / 1000.0
 }
 
 pub fn key(name: &str) -> String {
@@ -184,7 +181,7 @@ async fn find(state: &State, id: &str) -> Result<(SecretRecord, u64), ApiError> 
         };
         // An ARN, full or partial, must be this secret's (its region, account and suffix).
         let arn_matches = !id.starts_with("arn:") || secret.arn.starts_with(id);
-        if arn_matches && secret.deletion_date.is_none_or(|d| d > now) {
+        if arn_matches && !secret.deleted_by(now) {
             return Ok((secret, version));
         }
     }

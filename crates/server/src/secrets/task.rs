@@ -41,7 +41,7 @@ pub async fn get(
     }
     let role = execution_role(&stored.definition, stored.task.overrides.as_ref())
         .ok_or_else(|| ApiError::invalid("The task has secrets or repositoryCredentials but no executionRoleArn."))?;
-    let reader = Reader { state: &state, session: session(&state.account, role, &task_id) };
+    let reader = Reader { state: &state, region: &call.region, session: session(&state.account, role, &task_id) };
     let mut out = Vec::new();
     for c in containers {
         out.push(reader.container(c).await?);
@@ -83,6 +83,8 @@ impl<'a> Reference<'a> {
 /// Reads secrets as one execution-role session.
 struct Reader<'a> {
     state: &'a State,
+    /// The task's region, for a secret named by name.
+    region: &'a str,
     session: String,
 }
 
@@ -109,8 +111,7 @@ impl Reader<'_> {
 
     /// The secret `id` names, when the session may read it.
     async fn secret(&self, id: &str) -> Result<SecretRecord, ApiError> {
-        let region = id.split(':').nth(3).filter(|_| id.starts_with("arn:")).unwrap_or("us-east-1");
-        let resource = super::resource(self.state, region, Some(id)).await;
+        let resource = super::resource(self.state, self.region, Some(id)).await;
         let request = Request::new("secretsmanager:GetSecretValue", resource);
         if let Err(Denied(message)) = check(self.state, &self.session, request).await? {
             return Err(fetch_error(id, ApiError::new(ErrorKind::AccessDenied, message)));
