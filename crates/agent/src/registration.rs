@@ -50,7 +50,7 @@ where
     loop {
         match call().await {
             Ok(answer) => return Ok(answer),
-            Err(e @ (ClientError::Transport { .. } | ClientError::Api { status: 500.., .. })) => {
+            Err(e) if e.is_transient() => {
                 tracing::warn!(error = %e, "server unreachable; retrying");
                 tokio::time::sleep(Duration::from_secs(2)).await;
             }

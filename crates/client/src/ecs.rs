@@ -34,6 +34,14 @@ pub enum ClientError {
     Json { op: String, source: serde_json::Error },
 }
 
+impl ClientError {
+    /// Whether the same call may succeed later: the server was unreachable or failed
+    /// (5xx). A refusal (4xx) or a malformed answer is final.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Transport { .. } | Self::Api { status: 500.., .. })
+    }
+}
+
 /// How long a call may take before it fails: longer than the agent channel's long poll,
 /// short enough that a server that vanished without a reset is noticed.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);

@@ -56,7 +56,7 @@ async fn fetch(shared: &Shared, request: &GetTaskSecretsRequest) -> Result<GetTa
     let mut delay = Duration::from_millis(200);
     for _ in 1..ATTEMPTS {
         match shared.client.call::<GetTaskSecrets>(request).await {
-            Err(e @ (ClientError::Transport { .. } | ClientError::Api { status: 500.., .. })) => {
+            Err(e) if e.is_transient() => {
                 tracing::warn!(task = request.task.as_deref().unwrap_or_default(), error = %e, "fetching the task's secrets; retrying");
                 tokio::time::sleep(delay).await;
                 delay *= 2;
